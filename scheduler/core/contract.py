@@ -1,0 +1,46 @@
+"""Names that users' manifests and tooling rely on (DESIGN §3). Extend, never rename."""
+
+GPU_RESOURCE = "nvidia.com/gpu"
+"""Whole GPUs, an integer extended resource advertised by the NVIDIA device plugin."""
+
+MILLI_RESOURCE = "gpusched.io/gpu-milli"
+"""A share of one GPU's compute, 1..999 thousandths (resource, `ignoredByScheduler: true`)."""
+
+GPU_MEMORY_RESOURCE = "gpusched.io/gpu-memory"
+"""GPU memory in MiB that goes with a share (resource, `ignoredByScheduler: true`)."""
+
+# Pod annotations a user writes.
+MODEL_ANNOTATION = "gpusched.io/gpu-model"
+SHARING_ANNOTATION = "gpusched.io/sharing"
+POLICY_ANNOTATION = "gpusched.io/policy"
+GANG_SIZE_ANNOTATION = "gpusched.io/gang-size"
+GANG_TIMEOUT_ANNOTATION = "gpusched.io/gang-timeout-seconds"
+
+# Pod labels a user writes.
+GANG_LABEL = "gpusched.io/gang"
+POD_GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
+TEAM_LABEL = "gpusched.io/team"
+
+# Pod annotations the extender writes at bind: the whole persistent record of an allocation.
+ASSIGNED_GPUS_ANNOTATION = "gpusched.io/gpus"
+"""Assigned GPU UUIDs, comma-separated, in order."""
+GRANTED_MILLI_ANNOTATION = "gpusched.io/gpu-milli"
+GRANTED_MEMORY_ANNOTATION = "gpusched.io/gpu-memory"
+MPS_THREAD_PCT_ANNOTATION = "gpusched.io/mps-thread-pct"
+MPS_MEM_LIMIT_ANNOTATION = "gpusched.io/mps-mem-limit"
+BORROWED_ANNOTATION = "gpusched.io/borrowed"
+ASSIGNED_NODE_ANNOTATION = "gpusched.io/node"
+
+# Node annotations the agent writes.
+NODE_GPUS_ANNOTATION = "gpusched.io/gpus"
+AGENT_HEARTBEAT_ANNOTATION = "gpusched.io/agent-heartbeat"
+
+# GPU feature discovery labels, the fallback for nodes without the agent.
+GFD_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GFD_MEMORY_LABEL = "nvidia.com/gpu.memory"
+GFD_COUNT_LABEL = "nvidia.com/gpu.count"
+SHARING_STRATEGY_LABEL = "nvidia.com/gpu.sharing-strategy"
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+MILLI_PER_GPU = 1000

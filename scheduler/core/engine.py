@@ -1,0 +1,405 @@
+"""The scheduling engine: the books, and the verbs kube-scheduler drives them with.
+
+One `Engine` holds the cluster state, every allocation (bound pod -> GPUs) and the pods it has
+been asked about but not yet bound. It is synchronous and single-threaded by contract: the
+adapter that owns it serialises calls (the aiohttp server runs them on its event loop; the
+simulator calls it directly). It does no I/O and reads no clock.
+
+A scheduling cycle, as kube-scheduler runs it against the extender:
+  1. filter(pod, nodes)     remember the pod; pod-level gates; then every node, vectorised
+  2. scores(pod, nodes)     the pod's policy scores the nodes that fit
+  3. bind(pod, node)        re-check, pick GPUs, record the allocation (idempotent per UID)
+  preempt(pod, victims)     keep only victims whose removal makes the pod fit
+  release(uid)              a pod ended or was deleted
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from scheduler.core import filters
+from scheduler.core.allocation import Allocation
+from scheduler.core.contract import MILLI_PER_GPU
+from scheduler.core.model import Node, Sharing
+from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
+from scheduler.core.request import PodRequest
+from scheduler.core.state import ClusterState
+from scheduler.core.verdict import Reason
+from scheduler.core.selector import ModelSelector
+from scheduler.core.workload import TaskType, Workload, WorkloadMix
+
+_MODEL_MASK_CACHE = 256
+
+
+class BindRejected(Exception):
+    """A bind the engine refuses; the message is the one-line reason the scheduler sees."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    policy: str = DEFAULT_POLICY
+    mix_coverage: float = 0.95
+    """FGD's typical workload: the most popular shapes covering this share of pods."""
+    mix_refresh_every: int = 64
+    """Publish a new workload mix after this many newly seen pods (score caches live in between)."""
+    pending_limit: int = 100_000
+    """Pods filtered but never bound are forgotten oldest-first beyond this many."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r} (known: {', '.join(sorted(POLICIES))})")
+
+
+@dataclass(frozen=True)
+class FilterAnswer:
+    """Names that passed, and a reason for every one that did not."""
+
+    passed: list[str]
+    failed: dict[str, str] = field(default_factory=dict)
+    unresolvable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeVerdict:
+    """One node's answer for one pod, for `explain`."""
+
+    node: str
+    fits: bool
+    reason: str
+    unresolvable: bool
+    score: float | None
+    gpus: tuple[str, ...]
+
+
+class Engine:
+    def __init__(self, nodes: Iterable[Node] = (), *, settings: EngineSettings | None = None,
+                 workload: Workload | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.state = ClusterState(nodes)
+        self.allocations: dict[str, Allocation] = {}
+        self._by_node: dict[str, dict[str, None]] = {}
+        self._pending: OrderedDict[str, PodRequest] = OrderedDict()
+        self._fixed_workload = workload
+        self._mix = WorkloadMix(coverage=self.settings.mix_coverage, refresh_every=self.settings.mix_refresh_every)
+        self._seen: set[str] = set()
+        self._context = PolicyContext(rng=np.random.default_rng(self.settings.seed))
+        self._model_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._sequence = 0
+
+    # ------------------------------------------------------------------ cluster
+    def upsert_node(self, node: Node) -> None:
+        """Add a node or replace its description; allocations on it are re-applied (by GPU UUID)."""
+        row = self.state.index.get(node.name)
+        if row is None:
+            self.state.add_node(node)
+        else:
+            self.state.replace_node(row, node)
+        self._reapply(node)
+
+    def remove_node(self, name: str) -> None:
+        """Forget a node's capacity. Pods recorded on it stay in the books until released."""
+        row = self.state.index.get(name)
+        if row is not None:
+            self.state.remove_node(row)
+
+    def set_node_unavailable(self, name: str, reason: str) -> None:
+        """Take a node out of (reason non-empty) or back into service without touching its GPUs."""
+        row = self.state.index.get(name)
+        if row is None:
+            return
+        node = self.state.specs[row]
+        if node is not None and node.unavailable_reason != reason:
+            self.state.specs[row] = replace(node, unavailable_reason=reason)
+            self.state.set_unavailable(row, bool(reason))
+
+    def _reapply(self, node: Node) -> None:
+        row = self.state.index[node.name]
+        slot_of = {g.uuid: g.index for g in node.gpus}
+        for uid in self._by_node.get(node.name, {}):
+            alloc = self.allocations[uid]
+            slots = tuple(slot_of[u] for u in alloc.gpu_uuids if u in slot_of)
+            if slots != alloc.slots:
+                memory = alloc.gpu_memory_mib[:len(slots)] if alloc.share else tuple(
+                    node.gpus[s].memory_mib for s in slots)
+                alloc = replace(alloc, slots=slots, gpu_memory_mib=memory)
+                self.allocations[uid] = alloc
+            self.state.restore(row, alloc.grant)
+
+    # -------------------------------------------------------------------- verbs
+    def observe(self, pod: PodRequest) -> None:
+        """Remember a pod being scheduled, so bind can find it, and count its shape once."""
+        if pod.uid in self.allocations:
+            return
+        self._pending[pod.uid] = pod
+        self._pending.move_to_end(pod.uid)
+        while len(self._pending) > self.settings.pending_limit:
+            self._pending.popitem(last=False)
+        if pod.uid not in self._seen:
+            self._seen.add(pod.uid)
+            self._mix.observe(pod)
+
+    def filter(self, pod: PodRequest, names: Sequence[str]) -> FilterAnswer:
+        """Which of `names` can take `pod` now; a reason for each that cannot."""
+        self.observe(pod)
+        gate = self.pod_gate(pod)
+        if gate:
+            return FilterAnswer(passed=[], unresolvable=dict.fromkeys(names, gate))
+        rows, unknown = self.state.rows_of(names)
+        failed: dict[str, str] = {}
+        unresolvable: dict[str, str] = {n: Reason.UNKNOWN_NODE.message for n in (names[i] for i in unknown)}
+        known = np.flatnonzero(rows >= 0) if unknown else np.arange(len(names))
+        fit = filters.fit(self.state, pod, rows[known], self._models(pod))
+        codes = fit.codes
+        passed_idx = known[codes == 0]
+        passed = [names[i] for i in passed_idx]
+        for i in np.flatnonzero(codes):
+            reason = Reason(int(codes[i]))
+            name = names[known[i]]
+            if reason.unresolvable:
+                unresolvable[name] = self._message(reason, fit.rows[i])
+            else:
+                failed[name] = reason.message
+        return FilterAnswer(passed, failed, unresolvable)
+
+    def scores(self, pod: PodRequest, names: Sequence[str]) -> list[tuple[str, float | None]]:
+        """The pod's policy score for each name, None where the pod does not fit (now)."""
+        self.observe(pod)
+        out: list[tuple[str, float | None]] = [(n, None) for n in names]
+        if self.pod_gate(pod):
+            return out
+        rows, unknown = self.state.rows_of(names)
+        known = np.flatnonzero(rows >= 0) if unknown else np.arange(len(names))
+        fit = filters.fit(self.state, pod, rows[known], self._models(pod))
+        ok = fit.fits
+        if not ok.any():
+            return out
+        values = self.policy_of(pod).score(self.state, pod, fit.rows[ok], fit.slot_fit[ok], self._ctx())
+        for i, value in zip(known[ok].tolist(), values.tolist(), strict=True):
+            out[i] = (names[i], value)
+        return out
+
+    def bind(self, uid: str, namespace: str, name: str, node: str) -> Allocation:
+        """Re-check the pod on `node`, pick its GPUs and record them. Idempotent per UID.
+
+        Raises BindRejected for a pod never seen, a UID that does not match, a pod already bound
+        elsewhere, or a node that no longer fits.
+        """
+        existing = self.allocations.get(uid)
+        if existing is not None:
+            if (existing.namespace, existing.name) != (namespace, name):
+                raise BindRejected(f"UID {uid} belongs to {existing.key}, not {namespace}/{name}")
+            if existing.node != node:
+                raise BindRejected(f"pod {namespace}/{name} is already bound to {existing.node}")
+            return existing
+        pod = self._pending.get(uid)
+        if pod is None:
+            other = next((p for p in self._pending.values() if (p.namespace, p.name) == (namespace, name)), None)
+            if other is not None:
+                raise BindRejected(f"UID mismatch for {namespace}/{name}: asked to bind {uid}, "
+                                   f"filtered {other.uid} (the pod was re-created)")
+            raise BindRejected(f"pod {namespace}/{name} (UID {uid}) was never filtered by gpusched")
+        if (pod.namespace, pod.name) != (namespace, name):
+            raise BindRejected(f"UID {uid} belongs to {pod.key}, not {namespace}/{name}")
+        gate = self.pod_gate(pod)
+        if gate:
+            raise BindRejected(gate)
+        return self.place(pod, node)
+
+    def place(self, pod: PodRequest, node: str, *, slots: tuple[int, ...] | None = None,
+              **record: object) -> Allocation:
+        """Check `pod` on `node`, pick its GPUs (or take `slots`), and record the allocation."""
+        row = self.state.index.get(node)
+        if row is None:
+            raise BindRejected(f"node {node} is unknown to gpusched")
+        fit = filters.fit(self.state, pod, np.array([row]), self._models(pod))
+        code = Reason(int(fit.codes[0]))
+        if code is not Reason.FITS:
+            raise BindRejected(f"node {node} no longer fits {pod.key}: {self._message(code, row)}")
+        if slots is None:
+            slots = self.policy_of(pod).pick(self.state, pod, row, fit.slot_fit[0], self._ctx())
+        alloc = self._allocation(pod, row, tuple(int(s) for s in slots), **record)
+        self.state.apply(row, alloc.grant)
+        self._record(alloc)
+        return alloc
+
+    def release(self, uid: str) -> Allocation | None:
+        """A pod left (finished, deleted, evicted): give its capacity back."""
+        self._pending.pop(uid, None)
+        alloc = self.allocations.pop(uid, None)
+        if alloc is None:
+            return None
+        self._by_node.get(alloc.node, {}).pop(uid, None)
+        row = self.state.index.get(alloc.node)
+        if row is not None:
+            self.state.release(row, alloc.grant)
+        return alloc
+
+    def restore(self, alloc: Allocation) -> str:
+        """Put a recorded allocation back in the books (state file, pod annotations).
+
+        The record wins over the books: a pod that runs holds its GPUs even if the books
+        disagree. Returns "" or what did not fit, for the caller to report.
+        """
+        if alloc.uid in self.allocations:
+            self.release(alloc.uid)
+        row = self.state.index.get(alloc.node)
+        problem = "node unknown" if row is None else ""
+        if row is not None:
+            node = self.state.specs[row]
+            slot_of = {g.uuid: g.index for g in node.gpus}
+            missing = [u for u in alloc.gpu_uuids if u not in slot_of]
+            slots = tuple(slot_of[u] for u in alloc.gpu_uuids if u in slot_of)
+            memory = alloc.gpu_memory_mib[:len(slots)] if alloc.share else tuple(node.gpus[s].memory_mib for s in slots)
+            alloc = replace(alloc, slots=slots, gpu_memory_mib=memory)
+            problem = self.state.restore(row, alloc.grant)
+            if missing:
+                problem = f"GPUs {', '.join(missing)} not on node {alloc.node}"
+        self._sequence = max(self._sequence, alloc.sequence)
+        self._record(alloc)
+        return problem
+
+    def preempt(self, pod: PodRequest, victims: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """For each candidate node, the victims whose eviction the pod actually needs.
+
+        A node where the pod fits already (by gpusched's books) keeps kube-scheduler's list
+        unchanged: its victims are needed for something kube-scheduler counts. A node where even
+        evicting all victims leaves no room is dropped. Otherwise victims are reprieved, highest
+        priority first, while the pod still fits, as kube-scheduler's own dry run does.
+        """
+        self.observe(pod)
+        if self.pod_gate(pod):
+            return {}
+        out: dict[str, list[str]] = {}
+        for node, uids in victims.items():
+            row = self.state.index.get(node)
+            if row is None or not uids:
+                continue
+            if self._fits_after(pod, row, ()):
+                out[node] = list(uids)
+                continue
+            ours = [u for u in uids if self.allocations.get(u) is not None and self.allocations[u].node == node]
+            if not self._fits_after(pod, row, ours):
+                continue
+            needed = list(ours)
+            for uid in sorted(ours, key=lambda u: (-self.allocations[u].priority, u)):
+                trial = [u for u in needed if u != uid]
+                if self._fits_after(pod, row, trial):
+                    needed = trial
+            keep = set(needed) | {u for u in uids if u not in self.allocations}
+            if needed:
+                out[node] = [u for u in uids if u in keep]
+        return out
+
+    def explain(self, pod: PodRequest, names: Sequence[str] | None = None) -> list[NodeVerdict]:
+        """Every node's verdict, score and GPU pick for `pod`, without changing anything."""
+        names = list(names) if names is not None else [n for n in self.state.names if n]
+        gate = self.pod_gate(pod)
+        if gate:
+            return [NodeVerdict(n, False, gate, True, None, ()) for n in names]
+        rows, _ = self.state.rows_of(names)
+        out: list[NodeVerdict] = []
+        known = np.flatnonzero(rows >= 0)
+        fit = filters.fit(self.state, pod, rows[known], self._models(pod))
+        policy = self.policy_of(pod)
+        ok = fit.fits
+        values = policy.score(self.state, pod, fit.rows[ok], fit.slot_fit[ok], self._ctx()) if ok.any() else []
+        score_of = dict(zip(fit.rows[ok].tolist(), np.asarray(values).tolist(), strict=True))
+        by_row = {int(r): i for i, r in enumerate(fit.rows)}
+        for name, row in zip(names, rows.tolist(), strict=True):
+            if row < 0:
+                out.append(NodeVerdict(name, False, Reason.UNKNOWN_NODE.message, True, None, ()))
+                continue
+            i = by_row[row]
+            reason = Reason(int(fit.codes[i]))
+            if reason is Reason.FITS:
+                slots = policy.pick(self.state, pod, row, fit.slot_fit[i], self._ctx())
+                uuids = self.state.uuids(row)
+                out.append(NodeVerdict(name, True, "fits", False, score_of[row], tuple(uuids[s] for s in slots)))
+            else:
+                out.append(NodeVerdict(name, False, self._message(reason, row), reason.unresolvable, None, ()))
+        return out
+
+    # ---------------------------------------------------------------- policies
+    def pod_gate(self, pod: PodRequest) -> str:
+        """A reason that rejects the pod on every node before any node is looked at, or ""."""
+        if pod.policy is not None and pod.policy not in POLICIES:
+            return f"gpusched.io/policy: unknown policy {pod.policy!r} (known: {', '.join(sorted(POLICIES))})"
+        return ""
+
+    def policy_of(self, pod: PodRequest) -> Policy:
+        return POLICIES[pod.policy or self.settings.policy]
+
+    def workload(self) -> Workload | None:
+        return self._fixed_workload or self._mix.snapshot()
+
+    def _ctx(self) -> PolicyContext:
+        self._context.workload = self.workload()
+        return self._context
+
+    # ----------------------------------------------------------------- helpers
+    def _models(self, pod: PodRequest) -> np.ndarray:
+        key = (pod.models, self.state.structure_version)
+        mask = self._model_masks.get(key)
+        if mask is None:
+            mask = filters.model_mask(self.state, pod)
+            self._model_masks[key] = mask
+            while len(self._model_masks) > _MODEL_MASK_CACHE:
+                self._model_masks.popitem(last=False)
+        return mask
+
+    def _message(self, reason: Reason, row: int) -> str:
+        if reason is Reason.NODE_UNAVAILABLE:
+            spec = self.state.specs[row]
+            return (spec.unavailable_reason if spec else "") or reason.message
+        return reason.message
+
+    def _fits_after(self, pod: PodRequest, row: int, evicted: Sequence[str]) -> bool:
+        grants = [self.allocations[u].grant for u in evicted]
+        for grant in grants:
+            self.state.release(row, grant)
+        try:
+            return bool(filters.fit(self.state, pod, np.array([row]), self._models(pod)).codes[0] == 0)
+        finally:
+            for grant in grants:
+                self.state.restore(row, grant)
+
+    def _allocation(self, pod: PodRequest, row: int, slots: tuple[int, ...], **record: object) -> Allocation:
+        node = self.state.specs[row]
+        assert node is not None
+        self._sequence += 1
+        if pod.is_share:
+            memory = (pod.gpu_memory_mib,)
+            milli = pod.gpu_milli
+        else:
+            memory = tuple(node.gpus[s].memory_mib for s in slots)
+            milli = MILLI_PER_GPU if slots else 0
+        fields = dict(
+            uid=pod.uid, namespace=pod.namespace, name=pod.name, node=node.name,
+            gpu_uuids=tuple(node.gpus[s].uuid for s in slots), slots=slots, milli=milli,
+            gpu_memory_mib=memory, cpu_milli=pod.cpu_milli, memory_mib=pod.memory_mib,
+            mps=pod.is_share and bool(slots) and node.gpus[slots[0]].sharing is Sharing.MPS,
+            share=pod.is_share, priority=pod.priority, created=pod.created, sequence=self._sequence,
+            gang=pod.gang.name if pod.gang else "", team=pod.team_label or "",
+        )
+        fields.update(record)
+        return Allocation(**fields)
+
+    def _record(self, alloc: Allocation) -> None:
+        self.allocations[alloc.uid] = alloc
+        self._by_node.setdefault(alloc.node, {})[alloc.uid] = None
+        self._pending.pop(alloc.uid, None)
+        if alloc.uid not in self._seen:  # restored from a record: its shape counts in the mix too
+            self._seen.add(alloc.uid)
+            self._mix.observe_type(TaskType(alloc.cpu_milli, alloc.milli, len(alloc.slots) if alloc.slots else 0,
+                                            ModelSelector()))
+
+    def pending(self, uid: str) -> PodRequest | None:
+        return self._pending.get(uid)
+
+    def allocations_on(self, node: str) -> list[Allocation]:
+        return [self.allocations[u] for u in self._by_node.get(node, {})]

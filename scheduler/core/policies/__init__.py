@@ -1,0 +1,22 @@
+"""Scoring policies: one module each, one table mapping names to them.
+
+A policy answers two questions about a pod that passed the filter:
+- `score(state, pod, rows, slot_fit, ctx)`: a float64 score per fitting node row, higher is
+  better. Equal scores are true ties (kube-scheduler breaks them at random; we break them by the
+  caller's tie-break). Scaling to the extender's 0..10 happens in the wire layer, nowhere else.
+- `pick(state, pod, row, slot_fit, ctx)`: which GPU slots of the chosen node the pod gets.
+
+Nothing registers itself on import: `POLICIES` below is the whole list.
+"""
+
+from __future__ import annotations
+
+from scheduler.core.policies import bestfit, binpack, fgd, spread
+from scheduler.core.policies.base import Policy, PolicyContext
+
+POLICIES: dict[str, Policy] = {p.name: p for p in (
+    binpack.POLICY, spread.POLICY, bestfit.POLICY, fgd.POLICY,
+)}
+DEFAULT_POLICY = "fgd"
+
+__all__ = ["DEFAULT_POLICY", "POLICIES", "Policy", "PolicyContext"]

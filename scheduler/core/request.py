@@ -1,0 +1,272 @@
+"""What a pod asks for, parsed once from its API JSON (DESIGN §3, "Pod requests").
+
+`parse_pod` is the only place that reads a pod's resources and gpusched annotations. Every
+invalid request raises `InvalidRequest` with one line a user can act on; the message goes
+into the pod's `FailedScheduling` event verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from scheduler.core import contract as c
+from scheduler.core.quantity import QuantityError, to_integer, to_mib, to_milli
+from scheduler.core.selector import ModelSelector, SelectorError
+
+MAX_GPU_MEMORY_MIB = 1 << 20
+"""1 TiB: larger than any GPU; a bigger ask is a typo, not a request."""
+MAX_WHOLE_GPUS = 1024
+DEFAULT_GANG_TIMEOUT_S = 300
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class InvalidRequest(ValueError):
+    """A pod whose GPU request can never be understood; the message is the reason."""
+
+
+class SharingNeed(Enum):
+    """Which sharing modes a share may land on."""
+
+    ANY = "any"
+    """MPS or time-sliced GPUs (never exclusive ones)."""
+    MPS = "mps"
+    TIME_SLICING = "time-slicing"
+
+
+@dataclass(frozen=True)
+class GangSpec:
+    """Membership in an all-or-nothing group. `size` is None until a PodGroup supplies it."""
+
+    name: str
+    size: int | None
+    timeout_s: int = DEFAULT_GANG_TIMEOUT_S
+    from_pod_group: bool = False
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """One pod's scheduling request. Exactly one of `gpus` and `gpu_milli` is non-zero for a GPU pod."""
+
+    uid: str
+    namespace: str
+    name: str
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    gpus: int = 0
+    """Whole GPUs, each fully free, on one node."""
+    gpu_milli: int = 0
+    """A share of one GPU, 1..999."""
+    gpu_memory_mib: int = 0
+    """With a share: GPU memory granted. With whole GPUs: the least memory each GPU must have."""
+    models: ModelSelector = field(default_factory=ModelSelector)
+    sharing: SharingNeed = SharingNeed.ANY
+    policy: str | None = None
+    gang: GangSpec | None = None
+    team_label: str | None = None
+    priority: int = 0
+    created: str = ""
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.gpus > 0 or self.gpu_milli > 0
+
+    @property
+    def is_share(self) -> bool:
+        return self.gpu_milli > 0
+
+    @property
+    def total_milli(self) -> int:
+        """GPU compute asked for, in thousandths of a GPU."""
+        return self.gpus * c.MILLI_PER_GPU + self.gpu_milli
+
+    @property
+    def shape(self) -> tuple:
+        """Everything placement depends on, and nothing else (pods with equal shapes place alike)."""
+        return (self.cpu_milli, self.memory_mib, self.gpus, self.gpu_milli, self.gpu_memory_mib,
+                self.models, self.sharing)
+
+
+def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
+    """The request of a pod given as API JSON (camelCase, quantities as strings)."""
+    if not isinstance(pod, Mapping):
+        raise InvalidRequest("pod is not an object")
+    meta = _mapping(pod.get("metadata"), "metadata")
+    spec = _mapping(pod.get("spec"), "spec")
+    annotations = _string_map(meta.get("annotations"), "metadata.annotations")
+    labels = _string_map(meta.get("labels"), "metadata.labels")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("pod has no metadata.name")
+    namespace = meta.get("namespace") or "default"
+    uid = meta.get("uid") or ""
+    if not isinstance(namespace, str) or not isinstance(uid, str):
+        raise InvalidRequest("metadata.namespace and metadata.uid must be strings")
+
+    totals = _effective_requests(spec)
+    gpus = totals.get(c.GPU_RESOURCE, 0)
+    milli = totals.get(c.MILLI_RESOURCE, 0)
+    gpu_memory = totals.get(c.GPU_MEMORY_RESOURCE, 0)
+    if gpus < 0 or milli < 0:
+        raise InvalidRequest("GPU requests cannot be negative")
+    if gpus > MAX_WHOLE_GPUS:
+        raise InvalidRequest(f"{c.GPU_RESOURCE}: {gpus} is more GPUs than any pod can use (at most {MAX_WHOLE_GPUS})")
+    if gpus and milli:
+        raise InvalidRequest(
+            f"asks for whole GPUs ({c.GPU_RESOURCE}: {gpus}) and a share ({c.MILLI_RESOURCE}: {milli}) at once; "
+            "ask for one or the other")
+    if milli and not 1 <= milli <= 999:
+        hint = f" (for a whole GPU use {c.GPU_RESOURCE}: 1)" if milli == 1000 else ""
+        raise InvalidRequest(f"{c.MILLI_RESOURCE} must be between 1 and 999, got {milli}{hint}")
+    if gpu_memory < 0:
+        raise InvalidRequest(f"{c.GPU_MEMORY_RESOURCE} cannot be negative, got {gpu_memory}")
+    if gpu_memory > MAX_GPU_MEMORY_MIB:
+        raise InvalidRequest(f"{c.GPU_MEMORY_RESOURCE}: {gpu_memory} MiB is more memory than any GPU has")
+    if gpu_memory and not (milli or gpus):
+        raise InvalidRequest(f"{c.GPU_MEMORY_RESOURCE} needs {c.MILLI_RESOURCE} (a share) or {c.GPU_RESOURCE}")
+
+    models = ModelSelector()
+    if c.MODEL_ANNOTATION in annotations:
+        try:
+            models = ModelSelector.parse(annotations[c.MODEL_ANNOTATION])
+        except SelectorError as e:
+            raise InvalidRequest(f"{c.MODEL_ANNOTATION}: {e}") from None
+
+    sharing = SharingNeed.ANY
+    if c.SHARING_ANNOTATION in annotations:
+        text = annotations[c.SHARING_ANNOTATION].strip().lower()
+        try:
+            sharing = SharingNeed(text)
+        except ValueError:
+            raise InvalidRequest(
+                f"{c.SHARING_ANNOTATION}: unknown sharing mode {text!r} (expected mps, time-slicing or any)") from None
+        if sharing is not SharingNeed.ANY and not milli:
+            raise InvalidRequest(f"{c.SHARING_ANNOTATION}: {text} applies to a share ({c.MILLI_RESOURCE}), "
+                                 "not to whole GPUs")
+
+    policy = annotations.get(c.POLICY_ANNOTATION, "").strip() or None
+    priority = spec.get("priority") or 0
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise InvalidRequest("spec.priority must be an integer")
+    created = meta.get("creationTimestamp") or ""
+    return PodRequest(
+        uid=uid, namespace=namespace, name=name,
+        cpu_milli=totals.get("cpu", 0), memory_mib=totals.get("memory", 0),
+        gpus=gpus, gpu_milli=milli, gpu_memory_mib=gpu_memory,
+        models=models, sharing=sharing, policy=policy,
+        gang=_gang(labels, annotations, namespace), team_label=labels.get(c.TEAM_LABEL) or None,
+        priority=priority, created=created if isinstance(created, str) else "",
+        labels=MappingProxyType(dict(labels)),
+    )
+
+
+def _gang(labels: Mapping[str, str], annotations: Mapping[str, str], namespace: str) -> GangSpec | None:
+    timeout = DEFAULT_GANG_TIMEOUT_S
+    if c.GANG_TIMEOUT_ANNOTATION in annotations:
+        timeout = _positive_int(annotations[c.GANG_TIMEOUT_ANNOTATION], c.GANG_TIMEOUT_ANNOTATION)
+    if c.GANG_LABEL in labels:
+        name = labels[c.GANG_LABEL]
+        if not _NAME.match(name):
+            raise InvalidRequest(f"label {c.GANG_LABEL}: {name!r} is not a valid name")
+        if c.GANG_SIZE_ANNOTATION not in annotations:
+            raise InvalidRequest(f"gang {namespace}/{name}: annotation {c.GANG_SIZE_ANNOTATION} is missing")
+        size = _positive_int(annotations[c.GANG_SIZE_ANNOTATION], c.GANG_SIZE_ANNOTATION)
+        return GangSpec(name=name, size=size, timeout_s=timeout)
+    if c.POD_GROUP_LABEL in labels:
+        name = labels[c.POD_GROUP_LABEL]
+        if not _NAME.match(name):
+            raise InvalidRequest(f"label {c.POD_GROUP_LABEL}: {name!r} is not a valid name")
+        return GangSpec(name=name, size=None, timeout_s=timeout, from_pod_group=True)
+    return None
+
+
+def _positive_int(text: str, what: str) -> int:
+    try:
+        value = int(text.strip())
+    except (ValueError, AttributeError):
+        raise InvalidRequest(f"{what} must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise InvalidRequest(f"{what} must be a positive integer, got {text!r}")
+    return value
+
+
+_CONVERTERS = {"cpu": to_milli, "memory": to_mib, c.GPU_RESOURCE: to_integer, c.MILLI_RESOURCE: to_integer,
+               c.GPU_MEMORY_RESOURCE: to_integer}
+
+
+def _effective_requests(spec: Mapping[str, Any]) -> dict[str, int]:
+    """Per resource: sum over containers, at least the largest init container, plus pod overhead."""
+    containers = _containers(spec, "containers")
+    init = _containers(spec, "initContainers")
+    totals: dict[str, int] = {}
+    for container in containers:
+        for name, value in _container_requests(container).items():
+            totals[name] = totals.get(name, 0) + value
+    for container in init:
+        for name, value in _container_requests(container).items():
+            totals[name] = max(totals.get(name, 0), value)
+    overhead = spec.get("overhead")
+    if isinstance(overhead, Mapping):
+        for name, value in overhead.items():
+            if name in _CONVERTERS:
+                totals[name] = totals.get(name, 0) + _convert(name, value, "spec.overhead")
+    return totals
+
+
+def _containers(spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = spec.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(x, Mapping) for x in value):
+        raise InvalidRequest(f"spec.{key} must be a list of containers")
+    return value
+
+
+def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
+    resources = container.get("resources") or {}
+    if not isinstance(resources, Mapping):
+        raise InvalidRequest(f"container {container.get('name')!r}: resources must be an object")
+    requests = resources.get("requests") or {}
+    limits = resources.get("limits") or {}
+    if not isinstance(requests, Mapping) or not isinstance(limits, Mapping):
+        raise InvalidRequest(f"container {container.get('name')!r}: requests and limits must be objects")
+    where = f"container {container.get('name')!r}"
+    out: dict[str, int] = {}
+    for name, converter in _CONVERTERS.items():
+        if name in requests:
+            out[name] = _convert(name, requests[name], where, converter)
+        elif name in limits:  # the API server defaults requests from limits
+            out[name] = _convert(name, limits[name], where, converter)
+    return out
+
+
+def _convert(name: str, value: object, where: str, converter=None) -> int:
+    try:
+        return (converter or _CONVERTERS[name])(value)
+    except QuantityError as e:
+        if name in (c.GPU_RESOURCE, c.MILLI_RESOURCE, c.GPU_MEMORY_RESOURCE):
+            hint = f"; for part of a GPU use {c.MILLI_RESOURCE}" if name == c.GPU_RESOURCE else ""
+            raise InvalidRequest(f"{where}: {name} must be a whole number, got {value!r}{hint}") from None
+        raise InvalidRequest(f"{where}: {name}: {e}") from None
+
+
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequest(f"pod {what} must be an object")
+    return value
+
+
+def _string_map(value: object, what: str) -> Mapping[str, str]:
+    value = _mapping(value, what)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidRequest(f"pod {what} must map strings to strings")
+    return value

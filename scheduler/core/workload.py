@@ -1,0 +1,111 @@
+"""The workload mix M: which task shapes arrive, and how often (FGD §2.1, "target workload").
+
+Fragmentation is measured against M, so M must be a stable snapshot: `WorkloadMix` counts what it
+observes and publishes a new `Workload` only when asked (`snapshot`), keeping score caches valid
+between refreshes. The typical set is the most popular shapes covering `coverage` of all
+observed pods, added `step` shapes at a time, weights renormalised over the kept shapes (as the
+FGD artifact's GetTypicalPods does). Ties in popularity break on the shape itself, so the
+snapshot is a pure function of the counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from scheduler.core.contract import MILLI_PER_GPU
+from scheduler.core.request import PodRequest
+from scheduler.core.selector import ModelSelector
+
+
+@dataclass(frozen=True, order=True)
+class TaskType:
+    """A pod shape as fragmentation sees it (memory is not part of it, as in the paper)."""
+
+    cpu_milli: int
+    gpu_milli: int
+    """Per GPU: 1..999 for a share, 1000 for whole GPUs, 0 for CPU-only."""
+    gpus: int
+    models: ModelSelector
+
+    @classmethod
+    def of(cls, pod: PodRequest) -> TaskType:
+        if pod.gpus:
+            return cls(pod.cpu_milli, MILLI_PER_GPU, pod.gpus, pod.models)
+        if pod.gpu_milli:
+            return cls(pod.cpu_milli, pod.gpu_milli, 1, pod.models)
+        return cls(pod.cpu_milli, 0, 0, ModelSelector())
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An immutable snapshot of M. `weights` are integer counts; frequencies are weights / total."""
+
+    types: tuple[TaskType, ...]
+    weights: np.ndarray
+    generation: int = 0
+
+    @property
+    def total(self) -> int:
+        return int(self.weights.sum())
+
+    @classmethod
+    def of(cls, counts: Counter[TaskType], *, coverage: float = 0.95, step: int = 1, generation: int = 0) -> Workload:
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], _sort_key(kv[0])))
+        total = sum(counts.values())
+        kept: list[tuple[TaskType, int]] = []
+        covered = 0
+        target = coverage * total
+        i = 0
+        while covered < target and i < len(ranked):
+            for shape, n in ranked[i:i + step]:
+                kept.append((shape, n))
+                covered += n
+            i += step
+        return cls(tuple(s for s, _ in kept), np.array([n for _, n in kept], np.float64), generation)
+
+    @classmethod
+    def of_pods(cls, pods: Iterable[PodRequest], **kwargs) -> Workload:
+        return cls.of(Counter(TaskType.of(p) for p in pods), **kwargs)
+
+
+def _sort_key(t: TaskType) -> tuple:
+    # The artifact sorts equal counts by (cpu, milli, gpus, model) descending.
+    return (-t.cpu_milli, -t.gpu_milli, -t.gpus, str(t.models))
+
+
+class WorkloadMix:
+    """Counts observed pod shapes; `snapshot` publishes M, re-using it until `refresh_every` more arrive."""
+
+    def __init__(self, *, coverage: float = 0.95, step: int = 1, refresh_every: int = 64) -> None:
+        self._counts: Counter[TaskType] = Counter()
+        self._coverage = coverage
+        self._step = step
+        self._refresh_every = refresh_every
+        self._since_snapshot = 0
+        self._snapshot: Workload | None = None
+        self._generation = 0
+
+    def observe(self, pod: PodRequest) -> None:
+        self.observe_type(TaskType.of(pod))
+
+    def observe_type(self, shape: TaskType) -> None:
+        self._counts[shape] += 1
+        self._since_snapshot += 1
+
+    @property
+    def observed(self) -> int:
+        return sum(self._counts.values())
+
+    def snapshot(self) -> Workload | None:
+        if not self._counts:
+            return None
+        if self._snapshot is None or self._since_snapshot >= self._refresh_every:
+            self._generation += 1
+            self._snapshot = Workload.of(self._counts, coverage=self._coverage, step=self._step,
+                                         generation=self._generation)
+            self._since_snapshot = 0
+        return self._snapshot
