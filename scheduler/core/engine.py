@@ -183,6 +183,20 @@ class Engine:
             out[i] = (names[i], value)
         return out
 
+    def fit_rows(self, pod: PodRequest, rows: np.ndarray) -> tuple[str, filters.Fit | None]:
+        """`filter` over state rows instead of names, for in-process callers (the simulator): the
+        same observe, gate and vectorised fit, without name lookups or reason strings.
+        Returns (gate reason, None) when a pod-level gate rejects the pod, else ("", fit)."""
+        self.observe(pod)
+        gate = self.pod_gate(pod)
+        if gate:
+            return gate, None
+        return "", filters.fit(self.state, pod, rows, self._models(pod))
+
+    def score_rows(self, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray) -> np.ndarray:
+        """`scores` for rows that fit (from `fit_rows`): the policy's float64 scores, in order."""
+        return self.policy_of(pod).score(self.state, pod, rows, slot_fit, self._ctx())
+
     def bind(self, uid: str, namespace: str, name: str, node: str) -> Allocation:
         """Re-check the pod on `node`, pick its GPUs and record them. Idempotent per UID.
 

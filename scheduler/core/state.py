@@ -10,6 +10,9 @@ Rules this module keeps:
 - Capacity never goes negative and never above the GPU's size: `apply` checks before it writes,
   so a caller's mistake raises `CapacityError` instead of corrupting the books.
 - Removed nodes keep their row as a tombstone (no capacity, unknown name) until `compact` runs.
+- `pod_classes` counts the pods on each node by GPU class (column 0: shares, column k: pods
+  holding k whole GPUs; CPU-only pods are not counted). It changes only with the books, through
+  the grants `apply`/`release`/`restore` take, so it is always the census of the grants applied.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ class Grant:
     gpu_memory_mib: tuple[int, ...]
     cpu_milli: int
     memory_mib: int
+
+    @property
+    def pod_class(self) -> int:
+        """-1 for no GPU, 0 for a share of one GPU, k for k whole GPUs (a column of `pod_classes`)."""
+        if not self.slots:
+            return -1
+        return 0 if self.milli < MILLI_PER_GPU else len(self.slots)
 
 
 class ClusterState:
@@ -77,19 +87,21 @@ class ClusterState:
         self.free_memory = np.zeros(shape, np.int64)
         self.sharing = np.zeros(shape, np.int8)
         self.nvlink = np.zeros(shape, np.uint64)
+        self.pod_classes = np.zeros((rows, slots + 1), np.int32)
 
     _NODE_ARRAYS = ("cpu_total", "cpu_free", "mem_total", "mem_free", "gpu_count", "unavailable", "version")
     _GPU_ARRAYS = ("present", "healthy", "mig", "usable", "model_id", "gpu_memory", "free_milli",
                    "free_memory", "sharing", "nvlink")
 
     def _grow(self, rows: int, slots: int) -> None:
-        old = {name: getattr(self, name) for name in self._NODE_ARRAYS + self._GPU_ARRAYS}
+        old = {name: getattr(self, name) for name in self._NODE_ARRAYS + self._GPU_ARRAYS + ("pod_classes",)}
         old_rows, old_slots = old["present"].shape
         self._alloc_rows(rows, slots)
         for name in self._NODE_ARRAYS:
             getattr(self, name)[:old_rows] = old[name]
         for name in self._GPU_ARRAYS:
             getattr(self, name)[:old_rows, :old_slots] = old[name]
+        self.pod_classes[:old_rows, :old_slots + 1] = old["pod_classes"]
         self.slots = slots
         self.structure_version += 1
 
@@ -147,6 +159,7 @@ class ClusterState:
                 getattr(self, name)[row] = 0
         for name in self._GPU_ARRAYS:
             getattr(self, name)[row] = -1 if name == "model_id" else 0
+        self.pod_classes[row] = 0
 
     def _write_node(self, row: int, node: Node) -> None:
         self._clear_row(row)
@@ -209,6 +222,7 @@ class ClusterState:
         np.minimum(self.free_memory[row], self.gpu_memory[row], out=self.free_memory[row])
         self.cpu_free[row] = min(self.cpu_free[row], self.cpu_total[row])
         self.mem_free[row] = min(self.mem_free[row], self.mem_total[row])
+        np.maximum(self.pod_classes[row], 0, out=self.pod_classes[row])
 
     def restore(self, row: int, grant: Grant) -> str:
         """Re-apply a recorded grant on a rebuilt node, taking what still exists (never below zero).
@@ -226,6 +240,7 @@ class ClusterState:
             if 0 <= slot < self.slots:
                 self.free_milli[row, slot] = max(0, self.free_milli[row, slot] - grant.milli)
                 self.free_memory[row, slot] = max(0, self.free_memory[row, slot] - memory)
+        self._count(row, grant, +1)
         self.version[row] += 1
         return problem
 
@@ -236,7 +251,13 @@ class ClusterState:
             if 0 <= slot < self.slots:
                 self.free_milli[row, slot] += sign * grant.milli
                 self.free_memory[row, slot] += sign * memory
+        self._count(row, grant, -sign)
         self.version[row] += 1
+
+    def _count(self, row: int, grant: Grant, delta: int) -> None:
+        cls = grant.pod_class
+        if 0 <= cls <= self.slots:
+            self.pod_classes[row, cls] += delta
 
     # ------------------------------------------------------------------- views
     def rows_of(self, names: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -261,7 +282,7 @@ class ClusterState:
         """An independent copy for what-ifs; node specs are shared (they are immutable)."""
         other = object.__new__(ClusterState)
         other.__dict__.update(self.__dict__)
-        for name in self._NODE_ARRAYS + self._GPU_ARRAYS:
+        for name in self._NODE_ARRAYS + self._GPU_ARRAYS + ("pod_classes",):
             setattr(other, name, getattr(self, name).copy())
         other.models = list(self.models)
         other._model_ids = dict(self._model_ids)

@@ -54,7 +54,8 @@ class Workload:
 
     @classmethod
     def of(cls, counts: Counter[TaskType], *, coverage: float = 0.95, step: int = 1, generation: int = 0) -> Workload:
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], _sort_key(kv[0])))
+        # The artifact sorts by (count, cpu, milli, gpus, model) and reverses: every key descending.
+        ranked = sorted(counts.items(), key=lambda kv: (kv[1], *_sort_key(kv[0])), reverse=True)
         total = sum(counts.values())
         kept: list[tuple[TaskType, int]] = []
         covered = 0
@@ -73,8 +74,7 @@ class Workload:
 
 
 def _sort_key(t: TaskType) -> tuple:
-    # The artifact sorts equal counts by (cpu, milli, gpus, model) descending.
-    return (-t.cpu_milli, -t.gpu_milli, -t.gpus, str(t.models))
+    return (t.cpu_milli, t.gpu_milli, t.gpus, str(t.models))
 
 
 class WorkloadMix:

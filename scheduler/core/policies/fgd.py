@@ -29,7 +29,8 @@ from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 from scheduler.core.workload import Workload
 
-_MEMO_LIMIT = 128
+_MEMO_LIMIT = 512
+"""Pod shapes whose scores are cached (a trace has ~100-450; each memo is three arrays over nodes)."""
 
 
 def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray, ctx: PolicyContext) -> np.ndarray:
@@ -94,7 +95,8 @@ def _cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np
             ctx: PolicyContext) -> tuple[np.ndarray, np.ndarray]:
     workload = ctx.workload or Workload.of_pods([pod])
     memos = ctx.memo.setdefault("fgd", {})
-    key = pod.shape
+    # Node memory decides whether a row fits, never its score: leave it out so more pods share a memo.
+    key = (pod.cpu_milli, pod.gpus, pod.gpu_milli, pod.gpu_memory_mib, pod.models, pod.sharing)
     memo = memos.get(key)
     if (memo is None or memo.workload is not workload or memo.structure != state.structure_version
             or len(memo.version) != state.rows):

@@ -1,0 +1,170 @@
+"""The two ways the simulator reaches the extender, answering the same three questions.
+
+- `InProcess`: the core calls the extender's handlers make (`Engine.fit_rows`, `score_rows`,
+  `bind`), on state rows: no HTTP, no JSON, no name lookups. For speed and for the FGD protocol.
+- `OverHttp`: a real extender (`ExtenderService` behind the aiohttp app) listening on loopback,
+  driven with the exact wire messages kube-scheduler sends (`ExtenderClient`). Its binder plays the
+  API server: it records each allocation the extender commits (the pod annotations of DESIGN §3),
+  which is how the simulator, like kube-scheduler, learns which GPUs a pod got.
+
+Both rank the same way: `best` returns every node with the top score. In-process that is the
+policy's float maximum; over HTTP it is the nodes scored 10, which `wire.scale_scores` gives to
+exactly the policy's maximum. So for the same seed both modes place identically (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from scheduler.core.allocation import Allocation
+from scheduler.core.engine import BindRejected, Engine
+from scheduler.core.model import Node
+from scheduler.core.request import PodRequest
+from scheduler.core.verdict import Reason
+from simulator.podspec import api_pod
+
+
+@dataclass(frozen=True)
+class Filtered:
+    feasible: np.ndarray
+    """Rows that passed, in the order asked."""
+    reasons: dict[str, int] = field(default_factory=dict)
+    """When none passed: why, as kube-scheduler's histogram (message -> nodes)."""
+
+
+class Backend(Protocol):
+    engine: Engine
+
+    async def filter(self, pod: PodRequest, rows: np.ndarray) -> Filtered: ...
+
+    async def best(self, pod: PodRequest, rows: np.ndarray) -> np.ndarray: ...
+
+    async def bind(self, pod: PodRequest, row: int) -> Allocation | str: ...
+
+    async def release(self, uid: str) -> None: ...
+
+    def node_changed(self, node: Node) -> None: ...
+
+
+class InProcess:
+    def __init__(self, engine: Engine, names: Sequence[str]) -> None:
+        if list(engine.state.names[:len(names)]) != list(names):
+            raise ValueError("the engine's node rows must be the simulator's, in the same order")
+        self.engine = engine
+        self.names = list(names)
+        self._fit: tuple[str, np.ndarray, np.ndarray] | None = None
+
+    async def filter(self, pod: PodRequest, rows: np.ndarray) -> Filtered:
+        gate, fit = self.engine.fit_rows(pod, rows)
+        if fit is None:
+            return Filtered(rows[:0], {gate: len(rows)})
+        ok = fit.codes == 0
+        feasible = fit.rows[ok]
+        self._fit = (pod.uid, feasible, fit.slot_fit[ok])
+        if len(feasible):
+            return Filtered(feasible)
+        codes, counts = np.unique(fit.codes, return_counts=True)
+        return Filtered(feasible, {Reason(int(c)).message: int(n) for c, n in zip(codes, counts, strict=True)})
+
+    async def best(self, pod: PodRequest, rows: np.ndarray) -> np.ndarray:
+        if self._fit is not None and self._fit[0] == pod.uid and np.array_equal(self._fit[1], rows):
+            slot_fit = self._fit[2]
+        else:  # asked about rows other than the last filter's: filter them again
+            _, fit = self.engine.fit_rows(pod, rows)
+            slot_fit = fit.slot_fit if fit is not None else np.zeros((len(rows), self.engine.state.slots), bool)
+        scores = self.engine.score_rows(pod, rows, slot_fit)
+        return rows[scores == scores.max()]
+
+    async def bind(self, pod: PodRequest, row: int) -> Allocation | str:
+        try:
+            return self.engine.bind(pod.uid, pod.namespace, pod.name, self.names[row])
+        except BindRejected as e:
+            return str(e)
+
+    async def release(self, uid: str) -> None:
+        self.engine.release(uid)
+
+    def node_changed(self, node: Node) -> None:
+        self.engine.upsert_node(node)
+
+
+class ApiServerRecorder:
+    """A `Binder` that plays the API server: it keeps the allocations the extender commits."""
+
+    def __init__(self) -> None:
+        self.bound: dict[str, Allocation] = {}
+
+    async def commit(self, alloc: Allocation) -> None:
+        self.bound[alloc.uid] = alloc
+
+    async def forget(self, alloc: Allocation) -> None:
+        self.bound.pop(alloc.uid, None)
+
+
+class OverHttp:
+    def __init__(self, engine: Engine, names: Sequence[str], client, recorder: ApiServerRecorder) -> None:
+        self.engine = engine
+        self.names = list(names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.client = client
+        self.recorder = recorder
+        self._api: tuple[str, dict] | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def serving(cls, engine: Engine, names: Sequence[str]) -> AsyncIterator[OverHttp]:
+        """Start the real extender on a free loopback port around `engine`, and a client for it."""
+        from scheduler.extender.server import start
+        from scheduler.extender.service import ExtenderService
+        from simulator.extender_client import ExtenderClient
+
+        recorder = ApiServerRecorder()
+        server = await start(ExtenderService(engine, binder=recorder))
+        try:
+            async with ExtenderClient(server.url, timeout_s=60.0) as client:
+                yield cls(engine, names, client, recorder)
+        finally:
+            await server.close()
+
+    def _pod(self, pod: PodRequest) -> dict:
+        if self._api is None or self._api[0] != pod.uid:
+            self._api = (pod.uid, api_pod(pod))
+        return self._api[1]
+
+    async def filter(self, pod: PodRequest, rows: np.ndarray) -> Filtered:
+        result = await self.client.filter(self._pod(pod), [self.names[r] for r in rows.tolist()])
+        if result.get("Error"):
+            return Filtered(rows[:0], {result["Error"]: len(rows)})
+        feasible = np.array([self.index[n] for n in result.get("NodeNames") or []], np.int64)
+        if len(feasible):
+            return Filtered(feasible)
+        reasons: dict[str, int] = {}
+        for failed in (result.get("FailedAndUnresolvableNodes") or {}, result.get("FailedNodes") or {}):
+            for message in failed.values():
+                reasons[message] = reasons.get(message, 0) + 1
+        return Filtered(feasible, reasons)
+
+    async def best(self, pod: PodRequest, rows: np.ndarray) -> np.ndarray:
+        scored = await self.client.prioritize(self._pod(pod), [self.names[r] for r in rows.tolist()])
+        score = {p["Host"]: p["Score"] for p in scored}
+        values = np.array([score.get(self.names[r], 0) for r in rows.tolist()])
+        return rows[values == values.max()]
+
+    async def bind(self, pod: PodRequest, row: int) -> Allocation | str:
+        error = await self.client.bind(self._pod(pod), self.names[row])
+        if error:
+            return error
+        return self.recorder.bound[pod.uid]
+
+    async def release(self, uid: str) -> None:
+        await self.client.release(uid)
+
+    def node_changed(self, node: Node) -> None:
+        # The extender's Kubernetes sync would deliver this; with a static cluster, hand it over directly
+        # (same event loop, between requests).
+        self.engine.upsert_node(node)
