@@ -4,7 +4,9 @@ A run records one sample after every pod (plus one before the first): the GPU re
 far, and what is allocated / fragmented then. For each whole percent k of capacity (0..130), the
 value is the mean of the samples whose arrival rounds to k, or, when none does, of those rounding
 to k-1..k+1; allocation samples are rounded to 0.01 % before averaging, as there. This is the
-definition behind every published number we compare with.
+definition behind every published number we compare with. Where the artifact would have no value
+(a small cluster, where one pod is more than 1 % of capacity) we take the last sample before k %
+arrived; above the last arrival there is none (NaN, `null` in JSON).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def binned(bins: np.ndarray, values: np.ndarray) -> np.ndarray:
     window_count = pad_count[:-2] + pad_count[1:-1] + pad_count[2:]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / counts, window_sum / window_count)
+    gaps = np.flatnonzero(np.isnan(mean) & (bins.max(initial=-1) >= POINTS))
+    if len(gaps):  # bins never decrease (arrivals accumulate): the last sample at or below k
+        mean[gaps] = values[np.searchsorted(bins, gaps, side="right") - 1]
     return np.round(mean, 2)
 
 

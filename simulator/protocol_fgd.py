@@ -62,10 +62,15 @@ class FgdResult:
     @property
     def summary(self) -> dict:
         return {"trace": self.trace, "policy": self.policy, "seed": self.seed,
-                "unallocated_pct_at_100": round(100.0 - self.curve.at(100), 2),
-                "unallocated_pct_at_130": round(100.0 - self.curve.at(130), 2),
-                "fragment_pct_at_100": round(self.curve.at(100, "fragment_pct"), 2),
+                "unallocated_pct_at_100": _pct(100.0 - self.curve.at(100)),
+                "unallocated_pct_at_130": _pct(100.0 - self.curve.at(130)),
+                "fragment_pct_at_100": _pct(self.curve.at(100, "fragment_pct")),
                 "pods": self.pods, "failed": self.failed, "seconds": round(self.seconds, 3)}
+
+
+def _pct(value: float) -> float | None:
+    """Rounded to 0.01; None (JSON null) where the run has no such point (it never got that far)."""
+    return None if np.isnan(value) else round(value, 2)
 
 
 def task_type(pod: TracePod) -> TaskType:
@@ -84,6 +89,8 @@ def arrivals(pods: Sequence[TracePod], *, capacity_milli: int, seed: int, ratio:
     """Steps 3 and 4: the shuffled, inflated (or trimmed) arrival sequence."""
     rng = np.random.default_rng(seed)
     originals = sorted(pods, key=lambda p: p.name)
+    if not any(p.total_milli for p in originals):
+        raise ValueError("the pod list asks for no GPU at all: nothing to inflate to a share of GPU capacity")
     sequence = [originals[i] for i in rng.permutation(len(originals))]
     total = sum(p.total_milli for p in sequence)
     target = ratio * capacity_milli
@@ -103,20 +110,22 @@ def arrivals(pods: Sequence[TracePod], *, capacity_milli: int, seed: int, ratio:
 
 
 def run(nodes: Sequence[Node], pods: Sequence[TracePod], *, trace: str, policy: str, seed: int,
-        via_http: bool = False, keep_placements: bool = False, progress=None) -> FgdResult:
-    """One run of the protocol. `progress(done, total)` is called now and then."""
+        via_http: bool = False, keep_placements: bool = False, limit: int | None = None,
+        progress=None) -> FgdResult:
+    """One run of the protocol (the first `limit` arrivals only, for tests). `progress(done, total)`
+    is called now and then."""
     return asyncio.run(_run(list(nodes), pods, trace=trace, policy=policy, seed=seed, via_http=via_http,
-                            keep_placements=keep_placements, progress=progress))
+                            keep_placements=keep_placements, limit=limit, progress=progress))
 
 
 async def _run(nodes: list[Node], pods: Sequence[TracePod], *, trace: str, policy: str, seed: int,
-               via_http: bool, keep_placements: bool, progress) -> FgdResult:
+               via_http: bool, keep_placements: bool, limit: int | None, progress) -> FgdResult:
     started = time.perf_counter()
     gpu_nodes = [n for n in nodes if n.gpus]
     workload = typical_pods(pods)
     view = ClusterView(gpu_nodes)
     gpus = view.capacity_milli // 1000
-    sequence = arrivals(pods, capacity_milli=view.capacity_milli, seed=seed)
+    sequence = arrivals(pods, capacity_milli=view.capacity_milli, seed=seed)[:limit]
     engine = Engine(gpu_nodes, settings=EngineSettings(policy=policy, seed=seed), workload=workload)
     if via_http:
         async with OverHttp.serving(engine, view.names) as backend:

@@ -1,0 +1,87 @@
+"""PNG plots with matplotlib's Agg backend (no display needed). Each function writes one file."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+COLOURS = {"random": "#9e9e9e", "dotprod": "#8c564b", "clustering": "#9467bd", "packing": "#2ca02c",
+           "bestfit": "#1f77b4", "fgd": "#d62728", "binpack": "#ff7f0e", "spread": "#17becf"}
+
+
+def colour(label: str, i: int) -> str:
+    return COLOURS.get(label, f"C{i % 10}")
+
+
+def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylabel: str, title: str,
+              published: Mapping[str, np.ndarray] | None = None, xlim: tuple[float, float] | None = None) -> Path:
+    """Median over runs (rows) with the 25-75 % band, per label; published medians dashed."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    visible = np.ones(len(x), bool) if xlim is None else (x >= xlim[0]) & (x <= xlim[1])
+    top = 0.0
+    for i, (label, values) in enumerate(runs.items()):
+        values = np.atleast_2d(values)
+        c = colour(label, i)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns (no sample near that load)
+            high = np.nanpercentile(values, 75, 0)
+            ax.plot(x, np.nanmedian(values, 0), color=c, label=label, lw=1.6)
+            ax.fill_between(x, np.nanpercentile(values, 25, 0), high, color=c, alpha=0.2)
+            top = max(top, float(np.nanmax(high[visible], initial=0.0)))
+        if published is not None and label in published:
+            ax.plot(x, published[label], color=c, ls="--", lw=1.0, alpha=0.9)
+            top = max(top, float(np.nanmax(published[label][visible], initial=0.0)))
+    if published:
+        ax.plot([], [], color="k", ls="--", lw=1.0, label="published (median)")
+    _finish(ax, title, ylabel, "arrived GPU request (% of capacity)", xlim)
+    if top > 0:
+        ax.set_ylim(0, top * 1.08)
+    return _save(fig, path)
+
+
+def line_plot(path: Path, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
+              ylabel: str, title: str, step: bool = False) -> Path:
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    for i, (label, (x, y)) in enumerate(series.items()):
+        (ax.step if step else ax.plot)(x, y, color=colour(label, i), label=label, lw=1.4, **({"where": "post"} if step else {}))
+    _finish(ax, title, ylabel, xlabel, None)
+    return _save(fig, path)
+
+
+def bar_plot(path: Path, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, ylabel: str,
+             title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(categories) * max(1, len(series))), 4.0))
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(categories))
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=label, color=colour(label, i))
+    ax.set_xticks(x, categories, rotation=30 if len(categories) > 6 else 0, ha="right" if len(categories) > 6 else "center")
+    _finish(ax, title, ylabel, None, None)
+    return _save(fig, path)
+
+
+def _finish(ax, title: str, ylabel: str, xlabel: str | None, xlim) -> None:
+    ax.set_title(title, fontsize=11)
+    ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if xlim:
+        ax.set_xlim(*xlim)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
