@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from scheduler.core import filters
-from scheduler.core.candidates import Candidates, resolve
 from scheduler.core.allocation import Allocation
+from scheduler.core.candidates import Candidates, resolve
 from scheduler.core.contract import MILLI_PER_GPU
 from scheduler.core.model import Node, Sharing
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
