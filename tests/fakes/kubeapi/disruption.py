@@ -1,32 +1,25 @@
-"""PodDisruptionBudget arithmetic: what the disruption controller would write into a PDB's status. Pure.
+"""PodDisruptionBudget arithmetic: the status the disruption controller would write into a PDB. Pure.
 
-    expectedPods      = pods the selector matches (simplified: upstream asks the pods' controllers for their
-                        scale; without controllers, the matched pods are the expectation)
-    currentHealthy    = matched pods that are Ready and not being deleted
-    desiredHealthy    = minAvailable (an int, or a percent of expectedPods rounded up), or
-                        expectedPods - maxUnavailable (an int, or a percent rounded up), at least 0
+    currentHealthy     = matched pods that are Ready and not being deleted
+    minAvailable: N    -> expectedPods = matched pods, desiredHealthy = N
+    minAvailable: P%   -> expectedPods = scale, desiredHealthy = ceil(P% of scale)
+    maxUnavailable: M  -> expectedPods = scale, desiredHealthy = max(0, scale - M)   (M% of scale rounded up)
     disruptionsAllowed = max(0, currentHealthy - desiredHealthy)
+
+"scale" is the sum of the matched pods' controllers' replica counts. As upstream, a matched pod without a
+controller ownerReference makes a scale-based budget fail to sync: disruptionsAllowed 0, condition
+SyncFailed, observedGeneration left behind (so evictions answer "still being processed").
+Simplified: the fake serves no workload controllers, so a controller is taken to keep the replica count it
+had: scale is the most managed pods the budget has seen (its previous expectedPods) or the pods now matched.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from . import selectors
-
-
-@dataclass(frozen=True)
-class Budget:
-    expected: int
-    current_healthy: int
-    desired_healthy: int
-
-    @property
-    def disruptions_allowed(self) -> int:
-        return max(0, self.current_healthy - self.desired_healthy)
 
 
 def is_ready(pod: dict[str, Any]) -> bool:
@@ -43,24 +36,50 @@ def covers(pdb: dict[str, Any], pod: dict[str, Any]) -> bool:
     selector = (pdb.get("spec") or {}).get("selector")
     if selectors.is_empty_selector_object(selector):
         return False
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    return selectors.match_label_selector_object(selector, labels)
+    return selectors.match_label_selector_object(selector, _labels(pod))
 
 
-def budget(pdb: dict[str, Any], pods: Iterable[dict[str, Any]]) -> Budget:
-    spec = pdb.get("spec") or {}
-    selector = spec.get("selector")
-    matched = [p for p in pods if selectors.match_label_selector_object(
-        selector, (p.get("metadata") or {}).get("labels") or {})]
-    expected = len(matched)
+def synced_status(pdb: dict[str, Any], pods: Iterable[dict[str, Any]], *, now: str) -> dict[str, Any]:
+    """The PDB's status after one sync of the disruption controller against `pods` (its namespace's)."""
+    spec, old = pdb.get("spec") or {}, pdb.get("status") or {}
+    matched = [p for p in pods if selectors.match_label_selector_object(spec.get("selector"), _labels(p))]
     healthy = sum(1 for p in matched if is_ready(p) and not is_deleting(p))
-    if spec.get("minAvailable") is not None:
-        desired = _scaled(spec["minAvailable"], expected)
-    elif spec.get("maxUnavailable") is not None:
-        desired = max(0, expected - _scaled(spec["maxUnavailable"], expected))
+    min_available, max_unavailable = spec.get("minAvailable"), spec.get("maxUnavailable")
+    if isinstance(min_available, int) and max_unavailable is None:
+        expected, desired = len(matched), min_available
+    elif min_available is None and max_unavailable is None:
+        expected, desired = 0, 0
     else:
-        desired = 0
-    return Budget(expected=expected, current_healthy=healthy, desired_healthy=desired)
+        unmanaged = next((p for p in matched if not _controller_of(p)), None)
+        if unmanaged is not None:
+            return _sync_failed(old, f'found no controller ref for pod "{unmanaged["metadata"]["name"]}"', now=now)
+        expected = max(len(matched), old.get("expectedPods", 0))
+        if min_available is not None:
+            desired = _scaled(min_available, expected)
+        else:
+            desired = max(0, expected - _scaled(max_unavailable, expected))
+    allowed = max(0, healthy - desired)
+    generation = (pdb.get("metadata") or {}).get("generation", 1)
+    condition = {"type": "DisruptionAllowed", "status": "True" if allowed else "False",
+                 "reason": "SufficientPods" if allowed else "InsufficientPods", "message": "",
+                 "observedGeneration": generation}
+    # disruptedPods stays empty: the pods the eviction handler approved are deleted at once in the fake.
+    return {"observedGeneration": generation, "disruptionsAllowed": allowed, "currentHealthy": healthy,
+            "desiredHealthy": desired, "expectedPods": expected, "conditions": [_dated(condition, old, now)]}
+
+
+def _sync_failed(old: dict[str, Any], message: str, *, now: str) -> dict[str, Any]:
+    """The controller's failSafe: no disruptions, a SyncFailed condition, the rest left as it was."""
+    condition = {"type": "DisruptionAllowed", "status": "False", "reason": "SyncFailed", "message": message,
+                 "observedGeneration": old.get("observedGeneration", 0)}
+    return {**old, "disruptionsAllowed": 0, "conditions": [_dated(condition, old, now)]}
+
+
+def _dated(condition: dict[str, Any], old: dict[str, Any], now: str) -> dict[str, Any]:
+    previous = next((c for c in old.get("conditions") or [] if c.get("type") == condition["type"]), None)
+    unchanged = previous is not None and previous.get("status") == condition["status"]
+    return {**condition, "lastTransitionTime": previous.get("lastTransitionTime") if previous and unchanged
+            else now}
 
 
 def _scaled(value: int | str, total: int) -> int:
@@ -70,17 +89,10 @@ def _scaled(value: int | str, total: int) -> int:
     return int(value)
 
 
-def status_for(pdb: dict[str, Any], found: Budget, *, now: str) -> dict[str, Any]:
-    """The PDB status after the controller's sync. disruptedPods is empty: evicted pods are already gone."""
-    generation = (pdb.get("metadata") or {}).get("generation", 1)
-    old = pdb.get("status") or {}
-    allowed = found.disruptions_allowed
-    condition = {"type": "DisruptionAllowed", "status": "True" if allowed else "False",
-                 "reason": "SufficientPods" if allowed else "InsufficientPods", "message": "",
-                 "observedGeneration": generation}
-    previous = next((c for c in old.get("conditions") or [] if c.get("type") == "DisruptionAllowed"), None)
-    keep_time = previous is not None and previous.get("status") == condition["status"]
-    condition["lastTransitionTime"] = previous.get("lastTransitionTime") if keep_time and previous else now
-    return {"observedGeneration": generation, "disruptionsAllowed": allowed,
-            "currentHealthy": found.current_healthy, "desiredHealthy": found.desired_healthy,
-            "expectedPods": found.expected, "conditions": [condition]}
+def _controller_of(pod: dict[str, Any]) -> dict[str, Any] | None:
+    references = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return next((r for r in references if r.get("controller")), None)
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}

@@ -42,7 +42,9 @@ class ResourceType:
     name_rule: str = "subdomain"
     # Selectable field label -> dotted path in the served object.
     field_labels: dict[str, str] = field(default_factory=dict)
-    verbs: frozenset[str] = frozenset({"get", "list", "watch", "create", "update", "patch", "delete"})
+    verbs: frozenset[str] = frozenset({"get", "list", "watch", "create", "update", "patch", "delete",
+                                       "deletecollection"})
+    short_names: tuple[str, ...] = ()  # kubectl's, accepted by the fake's test controls
 
     @property
     def api_version(self) -> str:
@@ -77,11 +79,12 @@ _EVENT_V1_FIELDS |= {"reason": "reason", "reportingController": "reportingContro
 
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", False, frozenset({"status"}), name_rule="label",
-                 returns_deleted_object=True, field_labels=_fields(False, status__phase="status.phase")),
+                 returns_deleted_object=True, short_names=("ns",), field_labels=_fields(False, status__phase="status.phase")),
     ResourceType("", "v1", "nodes", "Node", False, frozenset({"status"}), status_keeps_metadata=True,
+                 short_names=("no",),
                  field_labels=_fields(False, spec__unschedulable="spec.unschedulable")),
     ResourceType("", "v1", "pods", "Pod", True, frozenset({"status", "binding", "eviction"}), has_generation=True,
-                 returns_deleted_object=True, status_keeps_metadata=True,
+                 returns_deleted_object=True, status_keeps_metadata=True, short_names=("po",),
                  field_labels=_fields(True, spec__nodeName="spec.nodeName", spec__restartPolicy="spec.restartPolicy",
                                       spec__schedulerName="spec.schedulerName",
                                       spec__serviceAccountName="spec.serviceAccountName",
@@ -90,17 +93,17 @@ RESOURCES: tuple[ResourceType, ...] = (
                                       status__nominatedNodeName="status.nominatedNodeName")),
     ResourceType("", "v1", "bindings", "Binding", True, verbs=frozenset({"create"})),
     ResourceType("", "v1", "resourcequotas", "ResourceQuota", True, frozenset({"status"}),
-                 field_labels=_fields(True)),
-    ResourceType("", "v1", "events", "Event", True, create_on_update=True,
+                 field_labels=_fields(True), short_names=("quota",)),
+    ResourceType("", "v1", "events", "Event", True, create_on_update=True, short_names=("ev",),
                  field_labels=_fields(True) | _EVENT_FIELDS),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, storage="events", create_on_update=True,
                  field_labels=_fields(True) | _EVENT_V1_FIELDS),
-    ResourceType("", "v1", "configmaps", "ConfigMap", True, field_labels=_fields(True)),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True, field_labels=_fields(True), short_names=("cm",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, field_labels=_fields(True)),
     ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, frozenset({"status"}),
-                 has_generation=True, field_labels=_fields(True)),
+                 has_generation=True, field_labels=_fields(True), short_names=("pdb",)),
     ResourceType("scheduling.x-k8s.io", "v1alpha1", "podgroups", "PodGroup", True, frozenset({"status"}),
-                 has_generation=True, custom=True, field_labels=_fields(True)),
+                 has_generation=True, custom=True, field_labels=_fields(True), short_names=("pg",)),
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -109,6 +112,8 @@ _BY_NAME: dict[str, ResourceType] = {}
 for _resource in RESOURCES:  # earlier entries win: core/v1 events over events.k8s.io
     _BY_NAME.setdefault(_resource.plural, _resource)
     _BY_NAME.setdefault(_resource.kind.lower(), _resource)
+    for _short in _resource.short_names:
+        _BY_NAME.setdefault(_short, _resource)
 
 
 def resource_named(name: str) -> ResourceType:

@@ -77,7 +77,7 @@ class KubeApiFake:
                             bookmark_interval=self._bookmark_interval)
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
             self._loop.run_until_complete(self._runner.setup())
-            self._loop.run_until_complete(web.SockSite(self._runner, self._socket, shutdown_timeout=1.0).start())
+            self._loop.run_until_complete(web.SockSite(self._runner, self._socket).start())
         except BaseException as exc:
             failure.append(exc)
             return

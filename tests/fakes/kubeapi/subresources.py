@@ -9,9 +9,9 @@ client's `create_namespaced_pod_binding` fails to deserialise it unless called w
 
 Eviction: pods that are Pending, terminal or being deleted are deleted outright; otherwise the one PDB that
 covers the pod decides (more than one is a 500). The fake plays the disruption controller at that moment:
-it refreshes the PDB's status from the live pods, then either refuses with 429 TooManyRequests naming the
-budget, or decrements `disruptionsAllowed`, records the pod in `disruptedPods` and deletes the pod. An unready
-pod may go while the budget is otherwise met (or with `unhealthyPodEvictionPolicy: AlwaysAllow`).
+it syncs the PDB's status from the live pods (see `disruption`), then either refuses with 429 TooManyRequests
+naming the budget, or decrements `disruptionsAllowed`, records the pod in `disruptedPods` and deletes the pod.
+An unready pod may go while the budget is otherwise met (or with `unhealthyPodEvictionPolicy: AlwaysAllow`).
 """
 
 from __future__ import annotations
@@ -107,9 +107,14 @@ def evict(api: ApiServer, namespace: str, name: str, body: Any) -> Reply:
         pdb = _refresh(api, pdbs[0])
         status = pdb["status"]
         may_go_unready = ((pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
-                          or (status["currentHealthy"] >= status["desiredHealthy"] > 0))
+                          or (status.get("currentHealthy", 0) >= status.get("desiredHealthy", 0) > 0))
         if not disruption.is_ready(pod) and may_go_unready:
             return _delete(api, key, pod)
+        if status.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
+            raise errors.too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.", retry_after=10,
+                causes=[{"reason": "DisruptionBudget", "message": f"The disruption budget {pdb['metadata']['name']}"
+                                                                  " is still being processed by the server."}])
         if status["disruptionsAllowed"] == 0:
             raise errors.too_many_requests(
                 "Cannot evict pod as it would violate the pod's disruption budget.", retry_after=0,
@@ -136,7 +141,7 @@ def _refresh(api: ApiServer, pdb: dict[str, Any]) -> dict[str, Any]:
     """Sync the PDB's status from the live pods, as the disruption controller would have by now."""
     pods = api.store.items(resource_named("pods").storage_key, pdb["metadata"]["namespace"])
     refreshed = copy.deepcopy(pdb)
-    refreshed["status"] = disruption.status_for(pdb, disruption.budget(pdb, pods), now=api.now())
+    refreshed["status"] = disruption.synced_status(pdb, pods, now=api.now())
     if refreshed["status"] != pdb.get("status"):
         refreshed = _write_pdb(api, refreshed)
     return refreshed

@@ -97,7 +97,9 @@ async def serve_watch(request: web.Request, store: Store, target: Target, query:
         next_bookmark = loop.time() + bookmark_interval
         while (remaining := deadline - loop.time()) > 0:
             try:
-                change = await asyncio.wait_for(queue.get(), min(remaining, _LIVENESS_TICK))
+                wait = min(remaining, _LIVENESS_TICK, max(next_bookmark - loop.time(), 0.0) if bookmarks
+                           else _LIVENESS_TICK)
+                change = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
                 if request.transport is None or request.transport.is_closing():
                     return response
