@@ -203,13 +203,19 @@ def test_strategic_merge_patch_merges_conditions_by_type(clients: Clients) -> No
     assert [(c["type"], c["status"]) for c in stored] == [("Ready", "False"), ("MemoryPressure", "False")]
 
 
-@pytest.mark.parametrize("content_type", [MERGE, STRATEGIC])
-def test_a_patch_carrying_a_stale_resource_version_is_409(clients: Clients, content_type: str) -> None:
+@pytest.mark.parametrize(("content_type", "stale_patch"), [
+    (MERGE, lambda rv: {"metadata": {"resourceVersion": rv, "labels": {"a": "2"}}}),
+    (STRATEGIC, lambda rv: {"metadata": {"resourceVersion": rv, "labels": {"a": "2"}}}),
+    (JSON_PATCH, lambda rv: [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+                             {"op": "add", "path": "/metadata/labels/a", "value": "2"}]),
+], ids=["merge", "strategic", "json-patch"])
+def test_a_patch_carrying_a_stale_resource_version_is_409(clients: Clients, content_type: str,
+                                                          stale_patch: Callable[[str], Any]) -> None:
     created = clients.core.create_namespaced_pod("default", k.pod("p"))
     clients.core.patch_namespaced_pod("p", "default", {"metadata": {"labels": {"a": "1"}}})
-    stale = {"metadata": {"resourceVersion": created.metadata.resource_version, "labels": {"a": "2"}}}
     with pytest.raises(ApiException) as conflict:
-        clients.core.patch_namespaced_pod("p", "default", stale, _content_type=content_type)
+        clients.core.patch_namespaced_pod("p", "default", stale_patch(created.metadata.resource_version),
+                                          _content_type=content_type)
     assert (conflict.value.status, error_body(conflict.value)["reason"]) == (409, "Conflict")
 
 

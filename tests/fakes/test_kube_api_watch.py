@@ -171,6 +171,15 @@ def test_send_initial_events_ends_with_an_annotated_bookmark(clients: Clients) -
     assert bookmark["raw_object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
+@pytest.mark.parametrize("value", ["true", "1", "True"])
+def test_boolean_query_parameters_decode_as_apimachinery_does(kube_api: KubeApiFake, value: str) -> None:
+    kube_api.put(k.pod("p"))
+    response = urllib3.request("GET", f"{kube_api.url}/api/v1/namespaces/default/pods",
+                               fields={"watch": value, "timeoutSeconds": "1"}, preload_content=False)
+    assert json.loads(response.readline())["type"] == "ADDED"
+    response.close()
+
+
 def test_timeout_seconds_ends_the_stream(clients: Clients) -> None:
     started = time.monotonic()
     assert list(watch.Watch().stream(clients.core.list_namespaced_pod, "default", timeout_seconds=1)) == []

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import errors, subresources, wire
+from . import errors, listing, subresources, wire
 from .api import ApiServer, Reply
 from .faults import Faults, RecordedRequest
 from .resources import Target, parse_path
@@ -61,7 +61,7 @@ def build_app(api: ApiServer, *, faults: Faults, log: list[RecordedRequest], wat
 
 def _verb(method: str, target: Target, query: dict[str, str]) -> str:
     verb = _VERBS.get((method, target.name is not None, target.subresource))
-    if verb == "list" and query.get("watch", "") in ("true", "1"):
+    if verb == "list" and listing.flag(query, "watch"):
         verb = "watch"
     if verb is None or verb not in target.resource.verbs:
         raise errors.method_not_allowed()

@@ -33,6 +33,11 @@ def object_matcher(resource: ResourceType, query: Mapping[str, str]) -> Matcher:
     return lambda obj: labels((obj.get("metadata") or {}).get("labels") or {}) and fields(obj)
 
 
+def flag(query: Mapping[str, str], name: str) -> bool:
+    """A boolean query parameter as apimachinery decodes it: present and not "0"/"false" (any case) is true."""
+    return name in query and query[name].lower() not in ("0", "false")
+
+
 def parse_rv(text: str) -> int:
     try:
         value = int(text)

@@ -49,8 +49,9 @@ class KubeApiFake:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self.url = ""
-        for namespace in SYSTEM_NAMESPACES:
-            self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for namespace in SYSTEM_NAMESPACES:  # created as the API would, with phase and name label
+            self.api.create_stored(resource_named("namespaces"), {"apiVersion": "v1", "kind": "Namespace",
+                                                                   "metadata": {"name": namespace}})
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ async def serve_watch(request: web.Request, store: Store, target: Target, query:
                       registry: WatchRegistry, bookmark_interval: float) -> web.StreamResponse:
     resource = target.resource
     matches = listing.object_matcher(resource, query)  # a bad selector is a plain 400, before streaming
-    bookmarks = query.get("allowWatchBookmarks", "") in ("true", "1")
+    bookmarks = listing.flag(query, "allowWatchBookmarks")
     timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else DEFAULT_TIMEOUT
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Change] = asyncio.Queue()
@@ -123,7 +123,7 @@ def _subscribe(store: Store, target: Target, query: Mapping[str, str], hand_over
                ) -> errors.ApiError | tuple[int, list[dict[str, Any]], list[Change], bool]:
     """(rv brought up to, initial objects, changes to replay, whether to mark the end of the initial ones)."""
     rv_text = query.get("resourceVersion", "")
-    send_initial = query.get("sendInitialEvents", "") in ("true", "1")
+    send_initial = listing.flag(query, "sendInitialEvents")
     with store.atomic():
         if send_initial or rv_text in ("", "0"):
             initial = store.items(target.resource.storage_key, target.namespace)
