@@ -219,6 +219,16 @@ def test_podgroups_through_custom_objects_api(clients: Clients) -> None:
     assert error_body(gone.value)["message"] == 'podgroups.scheduling.x-k8s.io "train-7" not found'
 
 
+def test_podgroups_can_be_watched(clients: Clients) -> None:
+    start = clients.custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["metadata"]
+    clients.custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, k.podgroup("g", min_member=2))
+    stream = watch.Watch().stream(clients.custom.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL,
+                                  resource_version=start["resourceVersion"], timeout_seconds=5)
+    event = next(stream)
+    assert (event["type"], event["object"]["kind"], event["object"]["spec"]) == ("ADDED", "PodGroup",
+                                                                                 {"minMember": 2})
+
+
 @pytest.mark.parametrize(("change", "status"), [
     pytest.param(lambda pg: pg["metadata"].pop("resourceVersion"), 422, id="replace-needs-resourceVersion"),
     pytest.param(lambda pg: pg["spec"].update(minMember="four"), 422, id="minMember-must-be-integer"),

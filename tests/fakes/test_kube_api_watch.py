@@ -67,6 +67,14 @@ def test_a_watch_without_resource_version_starts_with_the_current_objects(client
     assert events(stream, 1) == [("ADDED", "c")]
 
 
+def test_the_initial_objects_of_a_watch_are_selected_too(clients: Clients) -> None:
+    clients.core.create_namespaced_pod("default", k.pod("plain"))
+    clients.core.create_namespaced_pod("default", k.pod("gpu", labels={"gpu": "yes"}))
+    stream = watch.Watch().stream(clients.core.list_namespaced_pod, "default", label_selector="gpu=yes",
+                                  timeout_seconds=5)
+    assert events(stream, 1) == [("ADDED", "gpu")]
+
+
 def test_watches_keep_to_their_namespace_or_see_all(clients: Clients) -> None:
     clients.core.create_namespace(k.namespace("team-a"))
     start = clients.core.list_pod_for_all_namespaces().metadata.resource_version

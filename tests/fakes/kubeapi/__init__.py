@@ -14,6 +14,16 @@ cannot start from a resourceVersion, so there is no 410 to expire), which never 
 resourceVersion, and which has no subresources (binding, eviction, status). Those are exactly the behaviours
 our adapter must be proven against, so the fake is our own.
 
+What it does not do (where a test needs one of these, extend the fake rather than work around it):
+- No controllers: no kubelet (pods stay Pending until a test writes pods/status; a pod is deleted at once,
+  not after its grace period), no scheduler, no garbage collector (ownerReferences do not cascade), no quota
+  controller (ResourceQuota status is what tests write), no ReplicaSets (a PDB takes a controller's scale as
+  the most pods of it seen). The namespace controller is immediate: deleting a namespace deletes its content.
+- No server-side apply (`application/apply-patch+yaml` is 415), no managedFields, no fieldValidation, no
+  protobuf/CBOR, no table output, no discovery beyond `/version`, no legacy `/watch/` paths.
+- No authentication or authorisation: tokens are accepted and ignored; no PriorityClasses, LimitRanges or
+  webhooks. Schema validation is what `validation` lists, not full OpenAPI validation.
+
 Use (the `kube_api` fixture in `tests/conftest.py` starts and stops one per test):
 
     def test_something(kube_api):

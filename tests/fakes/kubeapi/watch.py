@@ -65,7 +65,7 @@ async def serve_watch(request: web.Request, store: Store, target: Target, query:
     resource = target.resource
     matches = listing.object_matcher(resource, query)  # a bad selector is a plain 400, before streaming
     bookmarks = listing.flag(query, "allowWatchBookmarks")
-    timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else DEFAULT_TIMEOUT
+    timeout = _timeout(query)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Change] = asyncio.Queue()
 
@@ -87,7 +87,9 @@ async def serve_watch(request: web.Request, store: Store, target: Target, query:
             return await stream.close()
         last_rv, initial, backlog, initial_end = start
         for obj in initial:
-            await stream.send({"type": "ADDED", "object": wire.to_view(resource, obj)})
+            served = wire.to_view(resource, obj)
+            if matches(served):
+                await stream.send({"type": "ADDED", "object": served})
         if initial_end and bookmarks:
             await stream.bookmark(last_rv, initial_events_end=True)
         for change in backlog:
@@ -112,11 +114,19 @@ async def serve_watch(request: web.Request, store: Store, target: Target, query:
         if bookmarks:
             await stream.bookmark(last_rv)
         return await stream.close()
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:  # the client went away mid-write
         return response
     finally:
         store.unsubscribe(hand_over)
         registry.discard(task)
+
+
+def _timeout(query: Mapping[str, str]) -> float:
+    text = query.get("timeoutSeconds", "")
+    try:
+        return float(int(text)) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        raise errors.bad_request(f'Invalid value: "{text}": timeoutSeconds must be an integer') from None
 
 
 def _subscribe(store: Store, target: Target, query: Mapping[str, str], hand_over: Any,
