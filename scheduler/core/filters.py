@@ -45,94 +45,75 @@ def model_mask(state: ClusterState, pod: PodRequest) -> np.ndarray:
     return mask
 
 
-def fit(state: ClusterState, pod: PodRequest, rows: np.ndarray, models: np.ndarray | None = None) -> Fit:
-    """Filter `rows` for `pod`. `models` is `model_mask(state, pod)`, passed in when cached."""
-    rows = np.asarray(rows, np.int64)
+def count(mask: np.ndarray) -> np.ndarray:
+    """Per row, how many slots are set: a popcount over the row's 64-bit words (rows are padded
+    to a multiple of 8 slots), several times faster than a boolean sum along a short axis."""
+    words = np.ascontiguousarray(mask).view(np.uint64)
+    bits = np.bitwise_count(words)
+    return bits[:, 0] if bits.shape[1] == 1 else bits.sum(1, dtype=np.int64)
+
+
+def any_set(mask: np.ndarray) -> np.ndarray:
+    """Per row, whether any slot is set."""
+    words = np.ascontiguousarray(mask).view(np.uint64)
+    return words[:, 0] != 0 if words.shape[1] == 1 else (words != 0).any(1)
+
+
+def fit(state: ClusterState, pod: PodRequest, rows: np.ndarray | slice, models: np.ndarray | None = None) -> Fit:
+    """Filter `rows` (row ids, or a slice of rows) for `pod`. `models` is `model_mask(state, pod)`,
+    passed in when cached."""
+    if isinstance(rows, slice):
+        row_ids = np.arange(rows.start, rows.stop, dtype=np.int64)
+    else:
+        rows = row_ids = np.asarray(rows, np.int64)
     if models is None:
         models = model_mask(state, pod)
-
-    def take(array: np.ndarray) -> np.ndarray:  # np.take: several times faster than fancy indexing
-        return array.take(rows, axis=0)
-
-    unresolvable = [(take(state.unavailable), Reason.NODE_UNAVAILABLE)]
-    resolvable: list[tuple[np.ndarray, Reason]] = []
-
+    # Checks in precedence order; the first that holds is the node's reason.
+    checks: list[tuple[np.ndarray, Reason]] = [(state.unavailable[rows], Reason.NODE_UNAVAILABLE)]
+    capacity: list[tuple[np.ndarray, Reason]] = []
     if pod.wants_gpu:
-        present = take(state.present)
-        allowed = present & models.take(take(state.model_id))
-        usable = allowed & take(state.usable)
+        present = state.present[rows]
+        allowed = present & models[state.model_id[rows]]
+        usable = allowed & state.usable[rows]
         need = pod.gpus or 1
-        allowed_count = _count(allowed)
-        unresolvable += [
-            (~_any(present), Reason.NO_GPUS),
+        allowed_count = count(allowed)
+        checks += [
+            (count(present) == 0, Reason.NO_GPUS),
             (allowed_count == 0, Reason.MODEL_EXCLUDED),
             (allowed_count < need, Reason.TOO_FEW_GPUS),
-            (_count(allowed & ~take(state.mig)) < need, Reason.ALL_MIG),
-            (_count(usable) < need, Reason.UNHEALTHY),
+            (count(allowed & ~state.mig[rows]) < need, Reason.ALL_MIG),
+            (count(usable) < need, Reason.UNHEALTHY),
         ]
-        memory = pod.gpu_memory_mib
-        free_milli = take(state.free_milli)
+        gpu_memory = state.gpu_memory[rows]
+        free_milli = state.free_milli[rows]
+        free_memory = state.free_memory[rows]
         if pod.is_share:
-            shareable = usable & _sharing_ok(take(state.sharing), pod.sharing)
-            big_enough = shareable & (take(state.gpu_memory) >= memory) if memory else shareable
+            shareable = usable & _sharing_ok(state.sharing[rows], pod.sharing)
+            big_enough = shareable & (gpu_memory >= pod.gpu_memory_mib)
             enough_milli = big_enough & (free_milli >= pod.gpu_milli)
-            slot_fit = enough_milli & (take(state.free_memory) >= memory) if memory else enough_milli
-            unresolvable += [
-                (~_any(shareable), _NO_SHARING_REASON[pod.sharing]),
-                (~_any(big_enough), Reason.GPU_TOO_SMALL),
-            ]
-            resolvable += [
-                (~_any(enough_milli), Reason.NO_GPU_WITH_ROOM),
-                (~_any(slot_fit), Reason.INSUFFICIENT_GPU_MEMORY),
-            ]
+            slot_fit = enough_milli & (free_memory >= pod.gpu_memory_mib)
+            checks += [(~any_set(shareable), _NO_SHARING_REASON[pod.sharing]),
+                       (~any_set(big_enough), Reason.GPU_TOO_SMALL)]
+            capacity += [(~any_set(enough_milli), Reason.NO_GPU_WITH_ROOM),
+                         (~any_set(slot_fit), Reason.INSUFFICIENT_GPU_MEMORY)]
         else:
-            gpu_memory = take(state.gpu_memory)
-            big_enough = usable & (gpu_memory >= memory) if memory else usable
-            slot_fit = big_enough & (free_milli == MILLI_PER_GPU) & (take(state.free_memory) == gpu_memory)
-            unresolvable.append((_count(big_enough) < need, Reason.GPU_TOO_SMALL))
+            big_enough = usable & (gpu_memory >= pod.gpu_memory_mib)
+            slot_fit = big_enough & (free_milli == MILLI_PER_GPU) & (free_memory == gpu_memory)
+            checks.append((count(big_enough) < need, Reason.GPU_TOO_SMALL))
             # One GPU short reads as the share case does; several as a count.
             short = Reason.NO_GPU_WITH_ROOM if need == 1 else Reason.INSUFFICIENT_WHOLE_GPUS
-            resolvable.append((_count(slot_fit) < need, short))
+            capacity.append((count(slot_fit) < need, short))
     else:
-        slot_fit = np.zeros((len(rows), state.slots), bool)
-
-    unresolvable += [(take(state.cpu_total) < pod.cpu_milli, Reason.CPU_CAPACITY),
-                     (take(state.mem_total) < pod.memory_mib, Reason.MEMORY_CAPACITY)]
-    resolvable += [(take(state.cpu_free) < pod.cpu_milli, Reason.INSUFFICIENT_CPU),
-                   (take(state.mem_free) < pod.memory_mib, Reason.INSUFFICIENT_MEMORY)]
-    codes = _first_reason(unresolvable + resolvable, len(rows))
-    return Fit(rows=rows, codes=codes, slot_fit=slot_fit & (codes == 0)[:, None])
-
-
-def _first_reason(conditions: list[tuple[np.ndarray, Reason]], size: int) -> np.ndarray:
-    """int16 [B]: per row, the reason of the first condition that holds (precedence order), else 0."""
-    stacked = np.stack([cond for cond, _ in conditions])
-    first = stacked.argmax(0)
-    hit = stacked[first, np.arange(size)]
-    reasons = np.array([int(r) for _, r in conditions], np.int16)
-    return np.where(hit, reasons[first], 0).astype(np.int16)
-
-
-# Rows of 1, 2, 4 or 8 slots are one machine word: (dtype, the word with every byte 1, shift to the top byte).
-_ROW_WORD = {w: (t, t(sum(1 << (8 * i) for i in range(w))), t(8 * (w - 1)))
-             for w, t in ((1, np.uint8), (2, np.uint16), (4, np.uint32), (8, np.uint64))}
-
-
-def _count(mask: np.ndarray) -> np.ndarray:
-    """Per row, how many slots are set. Reductions along a short axis are slow in numpy; for the usual
-    slot counts, each row's bytes are one machine word, summed with a multiply (all bytes are 0 or 1)."""
-    word = _ROW_WORD.get(mask.shape[1])
-    if word is None or not mask.flags.c_contiguous:
-        return np.einsum("ij->i", mask.view(np.uint8))
-    dtype, ones, shift = word
-    return (mask.view(dtype)[:, 0] * ones) >> shift
-
-
-def _any(mask: np.ndarray) -> np.ndarray:
-    word = _ROW_WORD.get(mask.shape[1])
-    if word is None or not mask.flags.c_contiguous:
-        return mask.any(1)
-    return mask.view(word[0])[:, 0] != 0
+        slot_fit = np.zeros((len(row_ids), state.slots), bool)
+    checks += [(state.cpu_total[rows] < pod.cpu_milli, Reason.CPU_CAPACITY),
+               (state.mem_total[rows] < pod.memory_mib, Reason.MEMORY_CAPACITY),
+               *capacity,
+               (state.cpu_free[rows] < pod.cpu_milli, Reason.INSUFFICIENT_CPU),
+               (state.mem_free[rows] < pod.memory_mib, Reason.INSUFFICIENT_MEMORY)]
+    codes = np.zeros(len(row_ids), np.int16)
+    for condition, reason in reversed(checks):  # earlier checks overwrite later ones
+        codes[condition] = reason
+    return Fit(rows=row_ids, codes=codes, slot_fit=slot_fit & (codes == 0)[:, None])
 
 
 _NO_SHARING_REASON = {SharingNeed.ANY: Reason.NO_SHAREABLE_GPU, SharingNeed.MPS: Reason.NO_MPS_GPU,

@@ -62,6 +62,7 @@ def test_baseline_scores(policy, expected):
 
 def test_random_gives_one_node_the_top_score():
     assert sorted(scores("random")) == [0.0, 100.0]
+    assert scores("random") == scores("random")  # a pure function of (seed, pod, node)
 
 
 @pytest.mark.parametrize(("pod", "expected"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ def test_small_replay_matches_the_golden_summary(small_trace, tmp_path):
     code = main(["simulate", "--protocol", "fgd", "--nodes", str(nodes), "--pods", str(pods),
                  "--policy", ",".join(POLICIES), "--seeds", "1-2", "--out", str(out), "--quiet"])
     assert code == 0
+    if os.environ.get("UPDATE_GOLDEN"):  # after an intended change: UPDATE_GOLDEN=1 pytest this test, review the diff
+        GOLDEN.write_text(json.dumps({"runs": summaries(out)}, indent=1) + "\n")
     assert summaries(out) == json.loads(GOLDEN.read_text())["runs"]
     for name in ("report.md", "report.html", "timings.json", "plots/small-allocation.png",
                  "curves/openb_pod_list_small/fgd-seed1.csv"):

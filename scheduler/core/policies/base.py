@@ -27,6 +27,8 @@ class PolicyContext:
     workload: Workload | None = None
     memo: dict = field(default_factory=dict)
     rng: np.random.Generator | None = None
+    seed: int = 0
+    """The caller's seed, for policies whose draws must be a pure function of (seed, pod, node)."""
 
 
 @dataclass(frozen=True)
