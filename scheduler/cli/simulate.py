@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
         if args.mode == "sweep":
             return _sweep(args)
         if args.mode == "compare":
-            from simulator.cli_time import compare
+            from scheduler.cli.simulate_time import compare
             return compare(args)
         if args.protocol == "fgd":
             return _fgd(args)
-        from simulator.cli_time import replay
+        from scheduler.cli.simulate_time import replay
         return replay(args)
     except TraceError as e:
         raise UsageError(str(e)) from None

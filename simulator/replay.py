@@ -1,0 +1,216 @@
+"""The time-driven replay: a priority queue of events, kube-scheduler's queue, the same core.
+
+Each event time is handled as kube-scheduler would see it:
+  1. apply the events due: job arrivals (their pods join the queue), pod completions (deleted,
+     their GPUs released), GPU failures (the node changes; pods on that GPU are evicted, and a
+     job whose pod was evicted restarts whole, as a failed distributed job does) and repairs
+  2. if anything freed capacity or changed a node, every unschedulable pod moves back to the
+     active queue (kube-scheduler's MoveAllToActiveOrBackoffQueue on such cluster events)
+  3. a scheduling pass: active pods in kube-scheduler's order (priority, then arrival), one
+     cycle each (`KubeScheduler`: in-tree filters, the extender's filter, prioritize, bind);
+     those that fit nowhere wait in the unschedulable set
+  4. a sample of the metrics
+
+Within one pass, a pod identical to one that just failed (same shape, team, no gang) with
+nothing bound in between would fail the same way; it is answered from that failure instead of
+another cycle (counted in the summary). Backoff timers are not modelled: retries happen at the
+next event that frees capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+from scheduler.core.engine import Engine, EngineSettings
+from scheduler.core.model import Node
+from scheduler.core.request import PodRequest
+from simulator.backends import InProcess, OverHttp
+from simulator.cluster_view import ClusterView
+from simulator.kube_scheduler import KubeScheduler, TieBreak
+from simulator.metrics import Recorder
+from simulator.scenario import JobSpec, Scenario
+
+
+class Kind(IntEnum):
+    """Events at the same time are applied in this order: capacity leaves before it arrives."""
+
+    FINISH = 0
+    REPAIR = 1
+    FAIL = 2
+    ARRIVE = 3
+
+
+@dataclass
+class ReplayResult:
+    scenario: Scenario
+    policy: str
+    seed: int
+    label: str
+    recorder: Recorder
+    placements: list[tuple[float, str, str, tuple[int, ...]]]
+    """(time, pod UID, node, GPU slots) per bind, in order."""
+    seconds: float
+
+    @property
+    def summary(self) -> dict:
+        return {"label": self.label, "scenario": self.scenario.name, "policy": self.policy, "seed": self.seed,
+                **self.recorder.summary(), "seconds": round(self.seconds, 2)}
+
+
+def run(nodes: Sequence[Node], scenario: Scenario, *, policy: str, seed: int, via_http: bool = False,
+        label: str | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    return asyncio.run(_run(list(nodes), scenario, policy=policy, seed=seed, via_http=via_http,
+                            label=label or policy, progress=progress))
+
+
+async def _run(nodes: list[Node], scenario: Scenario, *, policy: str, seed: int, via_http: bool, label: str,
+               progress) -> ReplayResult:
+    import time
+
+    started = time.perf_counter()
+    view = ClusterView(nodes)
+    engine = Engine(nodes, settings=EngineSettings(policy=policy, seed=seed))
+    if via_http:
+        async with OverHttp.serving(engine, view.names) as backend:
+            replay = Replay(scenario, view, backend, seed=seed, progress=progress)
+            await replay.run()
+    else:
+        replay = Replay(scenario, view, InProcess(engine, view.names), seed=seed, progress=progress)
+        await replay.run()
+    return ReplayResult(scenario, policy, seed, label, replay.recorder, replay.placements,
+                        time.perf_counter() - started)
+
+
+class Replay:
+    def __init__(self, scenario: Scenario, view: ClusterView, backend, *, seed: int, progress=None) -> None:
+        self.scenario = scenario
+        self.view = view
+        self.backend = backend
+        self.scheduler = KubeScheduler(view, backend, seed=seed, tie_break=TieBreak.UNIFORM)
+        self.recorder = Recorder(scenario, view)
+        self.progress = progress
+        self.placements: list[tuple[float, str, str, tuple[int, ...]]] = []
+        self._events: list[tuple[float, int, int, object]] = []
+        self._order = itertools.count()
+        self._active: list[tuple[int, float, int, PodRequest]] = []
+        self._unschedulable: dict[str, tuple[int, float, int, PodRequest]] = {}
+        self._job_of: dict[str, JobSpec] = {}
+        self._attempt: dict[str, int] = {}
+        self._running: dict[str, set[str]] = {}
+        for job in scenario.jobs:
+            self._push(job.submit_s, Kind.ARRIVE, job)
+        for failure in scenario.failures:
+            self._push(failure.at_s, Kind.FAIL, failure)
+            if failure.repair_s is not None:
+                self._push(failure.at_s + failure.repair_s, Kind.REPAIR, failure)
+
+    def _push(self, t: float, kind: Kind, payload) -> None:
+        heapq.heappush(self._events, (t, int(kind), next(self._order), payload))
+
+    async def run(self) -> None:
+        total = len(self._events)
+        handled = 0
+        while self._events:
+            t = self._events[0][0]
+            changed = False
+            while self._events and self._events[0][0] == t:
+                _, kind, _, payload = heapq.heappop(self._events)
+                changed |= await self._apply(Kind(kind), payload, t)
+                handled += 1
+            if changed:
+                self._retry_unschedulable()
+            await self._pass(t)
+            self.recorder.sample(t, pending=len(self._unschedulable) + len(self._active),
+                                 running=len(self.view.bound))
+            if self.progress is not None and handled % 64 == 0:
+                self.progress(handled, total + handled - len(self._events))
+        if self.progress is not None:
+            self.progress(handled, handled)
+
+    # ------------------------------------------------------------------ events
+    async def _apply(self, kind: Kind, payload, t: float) -> bool:
+        if kind is Kind.ARRIVE:
+            self._submit(payload, t, attempt=0)
+            return False
+        if kind is Kind.FINISH:
+            uid, attempt = payload
+            job = self._job_of.get(uid)
+            if job is None or self._attempt.get(job.name) != attempt or uid not in self.view.bound:
+                return False  # this attempt was evicted earlier
+            await self.scheduler.delete(uid)
+            self.recorder.ended(uid, t)
+            return True
+        failure = payload
+        row = self.view.state.index[failure.node]
+        node = self.view.state.specs[row]
+        healthy = kind is Kind.REPAIR
+        gpus = tuple(replace(g, healthy=healthy, unhealthy_reason="" if healthy else "simulated GPU failure")
+                     if g.index == failure.gpu else g for g in node.gpus)
+        changed = replace(node, gpus=gpus)
+        self.view.replace_node(changed)
+        self.backend.node_changed(changed)
+        if not healthy:
+            victims = {a.uid for a in self.view.bound.values() if a.node == failure.node and failure.gpu in a.slots}
+            for job in {self._job_of[uid].name: self._job_of[uid] for uid in victims}.values():
+                await self._restart(job, t, why="gpu-failure")
+        return True
+
+    def _submit(self, job: JobSpec, t: float, *, attempt: int) -> None:
+        pods = job.pods(attempt=attempt)
+        self._attempt[job.name] = attempt
+        self._running[job.name] = set()
+        self.recorder.submitted(job, pods, t, attempt)
+        for pod in pods:
+            self._job_of[pod.uid] = job
+            heapq.heappush(self._active, (-pod.priority, job.submit_s, next(self._order), pod))
+
+    async def _restart(self, job: JobSpec, t: float, *, why: str) -> None:
+        """Evict every pod of the job's current attempt and submit it again (new pods)."""
+        attempt = self._attempt[job.name]
+        uids = {pod.uid for pod in job.pods(attempt=attempt)}
+        for uid in uids:
+            if uid in self.view.bound:
+                await self.scheduler.delete(uid)
+                self.recorder.ended(uid, t, evicted=why)
+            elif uid in self._unschedulable:
+                del self._unschedulable[uid]
+                await self.backend.release(uid)  # the extender forgets the pending pod (a gang's hold too)
+        self._active = [entry for entry in self._active if entry[3].uid not in uids]
+        heapq.heapify(self._active)
+        self.recorder.restarted(job)
+        self._submit(job, t, attempt=attempt + 1)
+
+    def _retry_unschedulable(self) -> None:
+        for entry in self._unschedulable.values():
+            heapq.heappush(self._active, entry)
+        self._unschedulable.clear()
+
+    # --------------------------------------------------------------- schedule
+    async def _pass(self, t: float) -> None:
+        failed_shapes: set[tuple] = set()
+        while self._active:
+            entry = heapq.heappop(self._active)
+            pod = entry[3]
+            key = (pod.shape, pod.team_label, pod.priority) if pod.gang is None else None
+            if key is not None and key in failed_shapes:
+                self.recorder.skipped += 1
+                self._unschedulable[pod.uid] = entry
+                continue
+            self.recorder.attempts += 1
+            outcome = await self.scheduler.schedule(pod)
+            if outcome.alloc is None:
+                self._unschedulable[pod.uid] = entry
+                if key is not None:
+                    failed_shapes.add(key)
+                continue
+            failed_shapes.clear()  # something was bound: the cluster changed
+            alloc = outcome.alloc
+            job = self._job_of[pod.uid]
+            self.placements.append((t, alloc.uid, alloc.node, alloc.slots))
+            self.recorder.started(alloc, job, t)
+            self._push(t + job.duration_s, Kind.FINISH, (alloc.uid, self._attempt[job.name]))
