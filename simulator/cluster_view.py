@@ -72,12 +72,12 @@ class ClusterView:
                 self.state.restore(row, alloc.grant)
 
     # ------------------------------------------------------ in-tree filtering
-    def in_tree_candidates(self, pod: PodRequest) -> np.ndarray:
-        """Rows that pass kube-scheduler's own filters, in row order."""
+    def in_tree(self, pod: PodRequest) -> np.ndarray:
+        """bool [size]: the rows that pass kube-scheduler's own filters."""
         n = self.size
         s = self.state
         ok = (s.cpu_free[:n] >= pod.cpu_milli) & (s.mem_free[:n] >= pod.memory_mib) & ~s.unavailable[:n]
         if pod.gpus:
             advertised = (s.present[:n] & s.healthy[:n]).sum(1)
             ok &= advertised - self._whole_held[:n] >= pod.gpus
-        return np.flatnonzero(ok)
+        return ok

@@ -61,15 +61,16 @@ class KubeScheduler:
         self.node_order = node_order
 
     async def schedule(self, pod: PodRequest) -> Outcome:
-        candidates = self.view.in_tree_candidates(pod)
-        if not len(candidates):
+        candidates = self.view.in_tree(pod)
+        passed = int(np.count_nonzero(candidates))
+        if not passed:
             return Outcome(None, {IN_TREE_REASON: self.view.size})
         filtered = await self.backend.filter(pod, candidates)
         feasible = filtered.feasible
         if not len(feasible):
             reasons = dict(filtered.reasons)
-            if len(candidates) < self.view.size:
-                reasons[IN_TREE_REASON] = self.view.size - len(candidates)
+            if passed < self.view.size:
+                reasons[IN_TREE_REASON] = self.view.size - passed
             return Outcome(None, reasons)
         row = int(feasible[0]) if len(feasible) == 1 else self.select_host(await self.backend.best(pod, feasible))
         result = await self.backend.bind(pod, row)

@@ -196,7 +196,7 @@ class Engine:
             out[position] = self.policy_of(pod).score(self.state, pod, rows, slot_fit, self._ctx())
         return out
 
-    def fit_rows(self, pod: PodRequest, rows: np.ndarray) -> tuple[str, filters.Fit | None]:
+    def fit_rows(self, pod: PodRequest, rows: np.ndarray | slice) -> tuple[str, filters.Fit | None]:
         """`filter` over state rows instead of names, for in-process callers (the simulator): the
         same observe, gate and vectorised fit, without name lookups or reason strings.
         Returns (gate reason, None) when a pod-level gate rejects the pod, else ("", fit)."""
