@@ -6,6 +6,10 @@
   driven with the exact wire messages kube-scheduler sends (`ExtenderClient`). Its binder plays the
   API server: it records each allocation the extender commits (the pod annotations of DESIGN §3),
   which is how the simulator, like kube-scheduler, learns which GPUs a pod got.
+- `Remote`: an extender someone else started (`gpusched serve --cluster ...`, `--extender-url`), same
+  messages; after a bind the pod's GPUs are read from its `GET /state`, the pod asks for the policy by
+  annotation, and node changes (GPU failures) stay in the simulator's view (the extender learns node
+  changes from its own sync).
 
 Both rank the same way: `best` returns every node with the top score. In-process that is the
 policy's float maximum; over HTTP it is the nodes scored 10, which `wire.scale_scores` gives to
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -172,3 +176,43 @@ class OverHttp:
         # The extender's Kubernetes sync would deliver this; with a static cluster, hand it over directly
         # (same event loop, between requests).
         self.engine.upsert_node(node)
+
+
+class Remote(OverHttp):
+    def __init__(self, names: Sequence[str], client, policy: str) -> None:
+        super().__init__(None, names, client, ApiServerRecorder())
+        self.policy = policy
+
+    @classmethod
+    @asynccontextmanager
+    async def connecting(cls, url: str, names: Sequence[str], policy: str) -> AsyncIterator[Remote]:
+        from simulator.extender_client import ExtenderClient
+
+        async with ExtenderClient(url, timeout_s=60.0) as client:
+            known = {n["name"] for n in (await client.state()).get("nodes", [])}
+            missing = sorted(set(names) - known)
+            if missing:
+                raise ValueError(f"the extender at {url} does not know node(s) {', '.join(missing[:5])}"
+                                 f"{' ...' if len(missing) > 5 else ''}: serve it the same cluster")
+            yield cls(names, client, policy)
+
+    def _pod(self, pod: PodRequest) -> dict:
+        return super()._pod(replace(pod, policy=self.policy) if pod.policy is None else pod)
+
+    async def bind(self, pod: PodRequest, row: int) -> Allocation | str:
+        node = self.names[row]
+        error = await self.client.bind(self._pod(pod), node)
+        if error:
+            return error
+        view = await self.client.state()
+        entry = next(n for n in view["nodes"] if n["name"] == node)
+        held = [g for g in entry["gpus"] if pod.key in g["pods"]]
+        milli = pod.gpu_milli if pod.is_share else (1000 if held else 0)
+        memory = tuple(pod.gpu_memory_mib if pod.is_share else g["usedMemoryMiB"] for g in held)
+        return Allocation(uid=pod.uid, namespace=pod.namespace, name=pod.name, node=node,
+                          gpu_uuids=tuple(g["uuid"] for g in held), slots=tuple(g["index"] for g in held),
+                          milli=milli, gpu_memory_mib=memory, cpu_milli=pod.cpu_milli, memory_mib=pod.memory_mib,
+                          share=pod.is_share, team=pod.team_label or "")
+
+    def node_changed(self, node: Node) -> None:
+        pass

@@ -77,6 +77,17 @@ class ExtenderClient:
                                           "PodUID": meta["uid"], "Node": node})
         return result.get("Error", "")
 
+    async def state(self) -> dict[str, Any]:
+        """GET /state (served at the root, whatever the verbs' prefix)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.base_url)
+        async with self._session.get(f"{parts.scheme}://{parts.netloc}/state") as response:
+            payload = await response.read()
+            if response.status != 200:
+                raise ExtenderCallError(f"GET /state: code {response.status}")
+        return orjson.loads(payload)
+
     async def release(self, uid: str) -> str:
         return (await self.call("release", {"PodUID": uid})).get("Error", "")
 

@@ -29,7 +29,7 @@ from enum import IntEnum
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.core.model import Node
 from scheduler.core.request import PodRequest
-from simulator.backends import InProcess, OverHttp
+from simulator.backends import InProcess, OverHttp, Remote
 from simulator.cluster_view import ClusterView
 from simulator.kube_scheduler import KubeScheduler, TieBreak
 from simulator.metrics import Recorder
@@ -63,19 +63,26 @@ class ReplayResult:
 
 
 def run(nodes: Sequence[Node], scenario: Scenario, *, policy: str, seed: int, via_http: bool = False,
-        label: str | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+        extender_url: str | None = None, label: str | None = None,
+        progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """One replay: in-process, over HTTP to an extender started here (`via_http`), or to one already
+    running at `extender_url` (serving the same nodes)."""
     return asyncio.run(_run(list(nodes), scenario, policy=policy, seed=seed, via_http=via_http,
-                            label=label or policy, progress=progress))
+                            extender_url=extender_url, label=label or policy, progress=progress))
 
 
-async def _run(nodes: list[Node], scenario: Scenario, *, policy: str, seed: int, via_http: bool, label: str,
-               progress) -> ReplayResult:
+async def _run(nodes: list[Node], scenario: Scenario, *, policy: str, seed: int, via_http: bool,
+               extender_url: str | None, label: str, progress) -> ReplayResult:
     import time
 
     started = time.perf_counter()
     view = ClusterView(nodes)
     engine = Engine(nodes, settings=EngineSettings(policy=policy, seed=seed))
-    if via_http:
+    if extender_url:
+        async with Remote.connecting(extender_url, view.names, policy) as backend:
+            replay = Replay(scenario, view, backend, seed=seed, progress=progress)
+            await replay.run()
+    elif via_http:
         async with OverHttp.serving(engine, view.names) as backend:
             replay = Replay(scenario, view, backend, seed=seed, progress=progress)
             await replay.run()

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", metavar="RANGE", help="seeds, e.g. 42-51 or 1,2,3 (default 42)")
     parser.add_argument("--out", metavar="DIR", default="out/simulate", help="output folder (default out/simulate)")
     parser.add_argument("--via-http", action="store_true", help="drive a real extender over HTTP on loopback")
+    parser.add_argument("--extender-url", metavar="URL",
+                        help="time-driven: drive an extender already running (gpusched serve, same nodes) at URL")
     parser.add_argument("--jobs", type=int, default=1, help="parallel runs (processes) for several runs (default 1)")
     parser.add_argument("--published", metavar="DIR", help="FGD published results (default: next to the pod lists)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -90,7 +90,8 @@ def _scenario(args: argparse.Namespace, nodes):
 def _run(args, nodes, scenario, policy: str, seed: int, *, label: str):
     from simulator import progress, replay
 
-    mode = "over HTTP" if args.via_http else "in-process"
+    url = getattr(args, "extender_url", None)
+    mode = f"via {url}" if url else "over HTTP" if args.via_http else "in-process"
     with progress.bar(f"{label}: replaying {scenario.name} {mode}", 1, quiet=args.quiet) as advance:
         seen = [0]
 
@@ -98,8 +99,13 @@ def _run(args, nodes, scenario, policy: str, seed: int, *, label: str):
             advance(0, description=f"{label}: {done}/{total} events {mode}")
             seen[0] = done
 
-        result = replay.run(nodes, scenario, policy=policy, seed=seed, via_http=args.via_http, label=label,
-                            progress=on_progress)
+        try:
+            result = replay.run(nodes, scenario, policy=policy, seed=seed, via_http=args.via_http,
+                                extender_url=url, label=label, progress=on_progress)
+        except (OSError, ValueError) as e:  # an unreachable or mismatched external extender
+            if not url:
+                raise
+            raise UsageError(f"--extender-url {url}: {str(e).splitlines()[0]}") from None
         advance(1, description=f"{label}: {seen[0]} events, {result.seconds:.1f} s {mode}")
     return result
 
@@ -109,7 +115,9 @@ def _write(args, results, *, title: str) -> int:
 
     from simulator.report import replay_report
 
-    mode = "through the real HTTP extender on loopback" if args.via_http else "in-process (the core's calls, no HTTP)"
+    url = getattr(args, "extender_url", None)
+    mode = (f"through the extender at {url}" if url else "through the real HTTP extender on loopback"
+            if args.via_http else "in-process (the core's calls, no HTTP)")
     report = replay_report.write(Path(args.out), results, title=title, notes=[f"Scheduled {mode}."])
     Console(stderr=True).print(f"report: [bold]{report}[/] (and {report.with_suffix('.html')}, "
                                "summary.json, runs/*/*.csv, plots/)")

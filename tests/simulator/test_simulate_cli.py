@@ -59,3 +59,44 @@ def test_demo_writes_the_report_through_the_http_extender(tmp_path, capsys):
     assert summary["jobs_completed"] == summary["jobs"] == 400
     assert "through the real HTTP extender" in (out / "report.md").read_text()
     assert f"{out}/report.html" in capsys.readouterr().err.replace("\n", "")
+
+
+CLUSTER_YAML = """nodes:
+- {name: g8, cpuMilli: 96000, memoryMiB: 393216, gpus: {count: 8, model: G2, memoryMiB: 20000, sharing: time-slicing}}
+- {name: g2, cpuMilli: 104000, memoryMiB: 524288, gpus: {count: 2, model: T4, memoryMiB: 15000, sharing: time-slicing}}
+- {name: g4, cpuMilli: 32000, memoryMiB: 131072, gpus: {count: 4, model: V100M16, memoryMiB: 16000, sharing: mps}}
+"""
+
+
+@pytest.mark.slow
+def test_replay_against_an_extender_already_running(small_trace, tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(CLUSTER_YAML)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "serve", "--cluster", str(cluster),
+                               "--port", str(port), "--log-level", "warning"])
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5)
+                break
+            except OSError:
+                time.sleep(0.1)
+        remote, local = tmp_path / "remote", tmp_path / "local"
+        common = ["--trace", str(small_trace[1]), "--cluster", str(cluster), "--policy", "bestfit", "--quiet"]
+        assert main(["simulate", *common, "--extender-url", f"http://127.0.0.1:{port}", "--out", str(remote)]) == 0
+        assert main(["simulate", *common, "--out", str(local)]) == 0
+        # The remote extender places as the in-process core does (same policy, same books).
+        for name in ("pods.csv", "timeline.csv"):
+            assert (remote / "runs/bestfit" / name).read_text() == (local / "runs/bestfit" / name).read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
