@@ -1,6 +1,6 @@
 """Many FGD protocol runs (traces × policies × seeds) on a process pool, with a progress bar.
 
-Each worker process loads a trace once and keeps it (`_load`), runs its share of the tasks and
+Each worker process loads a trace once and keeps it (`load_trace`), runs its share of the tasks and
 sends back only the result (the binned curve and counters). The parent writes all outputs.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,12 +40,13 @@ class Task:
 
 
 @lru_cache(maxsize=4)
-def _load(nodes: str, pods: str):
+def load_trace(nodes: str, pods: str):
+    """(GPU nodes, pods) of a node list and a pod list, cached per process."""
     return load_nodes(nodes, gpu_only=True), load_pods(pods)
 
 
 def run_task(task: Task) -> protocol_fgd.FgdResult:
-    nodes, pods = _load(task.nodes, task.pods)
+    nodes, pods = load_trace(task.nodes, task.pods)
     return protocol_fgd.run(nodes, pods, trace=task.trace, policy=task.policy, seed=task.seed, via_http=task.via_http)
 
 
@@ -76,9 +76,3 @@ def machine() -> dict:
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "load_average_1m": round(load[0], 2)}
-
-
-def timed(fn, *args, **kwargs):
-    started = time.perf_counter()
-    value = fn(*args, **kwargs)
-    return value, time.perf_counter() - started

@@ -145,7 +145,7 @@ def _run_fgd_tasks(args, tasks, *, title: str, published_near: Path) -> int:
     started = time.perf_counter()
     if len(tasks) == 1:
         task = tasks[0]
-        nodes, pods = sweep._load(task.nodes, task.pods)
+        nodes, pods = sweep.load_trace(task.nodes, task.pods)
         with progress.bar(f"{task.trace} {task.policy} seed {task.seed}", 1, console=console, quiet=args.quiet) as advance:
             total = [0]
 
