@@ -17,7 +17,8 @@ COLOURS = {"random": "#9e9e9e", "dotprod": "#8c564b", "clustering": "#9467bd", "
 
 
 def colour(label: str, i: int) -> str:
-    return COLOURS.get(label, f"C{i % 10}")
+    """A policy's own colour ("fgd", "fgd p95", "fgd @ cluster"), else matplotlib's cycle."""
+    return COLOURS.get(label.split(" ")[0], f"C{i % 10}")
 
 
 def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylabel: str, title: str,
@@ -47,10 +48,14 @@ def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylab
 
 
 def line_plot(path: Path, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
-              ylabel: str, title: str, step: bool = False) -> Path:
+              ylabel: str, title: str, step: bool = False, levels: Mapping[str, float] | None = None) -> Path:
+    """Lines (or steps) per label; `levels` adds a dashed horizontal line in the label's colour."""
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
     for i, (label, (x, y)) in enumerate(series.items()):
-        (ax.step if step else ax.plot)(x, y, color=colour(label, i), label=label, lw=1.4, **({"where": "post"} if step else {}))
+        c = colour(label, i)
+        (ax.step if step else ax.plot)(x, y, color=c, label=label, lw=1.4, **({"where": "post"} if step else {}))
+        if levels and label in levels:
+            ax.axhline(levels[label], color=c, ls="--", lw=0.9, alpha=0.8)
     _finish(ax, title, ylabel, xlabel, None)
     return _save(fig, path)
 

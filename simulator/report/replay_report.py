@@ -114,9 +114,10 @@ def _team_figures(out: Path, results: Sequence) -> list:
         teams = r.recorder.teams
         usage = r.recorder.team_usage
         series = {team: ([row[0] / 3600 for row in usage], [row[1 + i] for row in usage]) for i, team in enumerate(teams)}
+        levels = {t.name: t.guaranteed_gpus for t in r.scenario.teams}
         path = plots.line_plot(out / "plots" / f"teams-{_slug(r.label)}.png", series, xlabel="time (h)",
-                               ylabel="GPUs in use", title=f"{r.label}: GPUs in use per team", step=True)
-        figures.append(Figure(path, f"{r.label}: GPUs in use per team"))
+                               ylabel="GPUs in use", title=f"{r.label}: GPUs in use per team", step=True, levels=levels)
+        figures.append(Figure(path, f"{r.label}: GPUs in use per team (dashed: each team's guarantee)"))
     return figures
 
 
