@@ -8,7 +8,8 @@ Each event time is handled as kube-scheduler would see it:
      active queue (kube-scheduler's MoveAllToActiveOrBackoffQueue on such cluster events)
   3. a scheduling pass: active pods in kube-scheduler's order (priority, then arrival), one
      cycle each (`KubeScheduler`: in-tree filters, the extender's filter, prioritize, bind);
-     those that fit nowhere wait in the unschedulable set
+     those that fit nowhere wait in the unschedulable set. A bind is a cluster event as well, but
+     it can only help gang members (their gang may now be reserved): they get another pass
   4. a sample of the metrics
 
 Within one pass, a pod identical to one that just failed (same shape, team, no gang) with
@@ -34,6 +35,9 @@ from simulator.cluster_view import ClusterView
 from simulator.kube_scheduler import KubeScheduler, TieBreak
 from simulator.metrics import Recorder
 from simulator.scenario import JobSpec, Scenario
+
+_GANG_RETRIES = 8
+"""Passes at one event time for gang members after binds (each pass must bind something to continue)."""
 
 
 class Kind(IntEnum):
@@ -131,7 +135,13 @@ class Replay:
                 handled += 1
             if changed:
                 self._retry_unschedulable()
-            await self._pass(t)
+            bound = await self._pass(t)
+            # A bind is a cluster event too (kube-scheduler's AssignedPodAdd): waiting gang members
+            # are tried again, as a member's bind may have completed their gang's reservation.
+            for _ in range(_GANG_RETRIES):
+                if not bound or not self._retry_unschedulable(gangs_only=True):
+                    break
+                bound = await self._pass(t)
             self.recorder.sample(t, pending=len(self._unschedulable) + len(self._active),
                                  running=len(self.view.bound))
             if self.progress is not None and handled % 64 == 0:
@@ -192,14 +202,17 @@ class Replay:
         self.recorder.restarted(job)
         self._submit(job, t, attempt=attempt + 1)
 
-    def _retry_unschedulable(self) -> None:
-        for entry in self._unschedulable.values():
-            heapq.heappush(self._active, entry)
-        self._unschedulable.clear()
+    def _retry_unschedulable(self, *, gangs_only: bool = False) -> int:
+        moved = [uid for uid, entry in self._unschedulable.items() if not gangs_only or entry[3].gang is not None]
+        for uid in moved:
+            heapq.heappush(self._active, self._unschedulable.pop(uid))
+        return len(moved)
 
     # --------------------------------------------------------------- schedule
-    async def _pass(self, t: float) -> None:
+    async def _pass(self, t: float) -> int:
+        """One pass over the active queue; returns how many pods were bound."""
         failed_shapes: set[tuple] = set()
+        bound = 0
         while self._active:
             entry = heapq.heappop(self._active)
             pod = entry[3]
@@ -216,8 +229,10 @@ class Replay:
                     failed_shapes.add(key)
                 continue
             failed_shapes.clear()  # something was bound: the cluster changed
+            bound += 1
             alloc = outcome.alloc
             job = self._job_of[pod.uid]
             self.placements.append((t, alloc.uid, alloc.node, alloc.slots))
             self.recorder.started(alloc, job, t)
             self._push(t + job.duration_s, Kind.FINISH, (alloc.uid, self._attempt[job.name]))
+        return bound
