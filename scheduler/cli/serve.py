@@ -8,6 +8,7 @@ import logging
 
 from scheduler.cli.errors import UsageError
 from scheduler.clusterfile import ClusterFileError, load_cluster
+from scheduler.configfile import ConfigError, GatesConfig, load_config, parse_config
 from scheduler.core.engine import EngineSettings
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES
 
@@ -19,11 +20,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="", help="URL path prefix of the verbs (match urlPrefix)")
     parser.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES), help="default scoring policy")
     parser.add_argument("--state-file", metavar="PATH", help="keep the books across restarts (--cluster mode)")
+    parser.add_argument("--config", metavar="FILE", help="teams, quota unit, model weights, gang settings (YAML)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
     return EngineSettings(policy=args.policy)
+
+
+def gates_from(args: argparse.Namespace, sections) -> GatesConfig:
+    """Teams and gang settings: the cluster file's sections, then `--config FILE` on top."""
+    try:
+        base = parse_config(sections)
+    except ConfigError as e:
+        raise ConfigError(f"{args.cluster}: {e}") from None
+    return load_config(args.config, base) if args.config else base
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         spec = load_cluster(args.cluster)
+        gates = gates_from(args, spec.sections)
         journal = StateJournal(args.state_file) if args.state_file else None
-        service = cluster_service(spec, settings=settings_from(args), journal=journal)
-    except (ClusterFileError, StateFileError) as e:
+        service = cluster_service(spec, settings=settings_from(args), journal=journal, gates=gates)
+    except (ClusterFileError, ConfigError, StateFileError) as e:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"{args.state_file}: {e.strerror or e}") from None

@@ -11,12 +11,14 @@ A scheduling cycle, as kube-scheduler runs it against the extender:
   3. bind(pod, node)        re-check, pick GPUs, record the allocation (idempotent per UID)
   preempt(pod, victims)     keep only victims whose removal makes the pod fit
   release(uid)              a pod ended or was deleted
+  expire(now)               release gang reservations past their deadline (adapters call it periodically)
+Gangs and team quotas live in `self.gates` (gatekeeper.py), called at fixed points of these verbs.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,12 +26,15 @@ import numpy as np
 from scheduler.core import filters
 from scheduler.core.allocation import Allocation
 from scheduler.core.contract import MILLI_PER_GPU
+from scheduler.core.gangs import GangSettings
+from scheduler.core.gatekeeper import Gatekeeper, PlanTools
 from scheduler.core.model import Node, Sharing
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
+from scheduler.core.quotas import QuotaConfig
 from scheduler.core.request import PodRequest
+from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState
 from scheduler.core.verdict import Reason
-from scheduler.core.selector import ModelSelector
 from scheduler.core.workload import TaskType, Workload, WorkloadMix
 
 _MODEL_MASK_CACHE = 256
@@ -49,6 +54,8 @@ class EngineSettings:
     pending_limit: int = 100_000
     """Pods filtered but never bound are forgotten oldest-first beyond this many."""
     seed: int = 0
+    gangs: GangSettings = field(default_factory=GangSettings)
+    """Gang topology (zone and rack labels) and the default reservation timeout."""
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -78,7 +85,9 @@ class NodeVerdict:
 
 class Engine:
     def __init__(self, nodes: Iterable[Node] = (), *, settings: EngineSettings | None = None,
-                 workload: Workload | None = None) -> None:
+                 workload: Workload | None = None, clock: Callable[[], float] | None = None,
+                 quotas: QuotaConfig | None = None) -> None:
+        """`clock` (seconds) times gang reservations; without one, time is what `expire(now)` last said."""
         self.settings = settings or EngineSettings()
         self.state = ClusterState(nodes)
         self.allocations: dict[str, Allocation] = {}
@@ -90,6 +99,8 @@ class Engine:
         self._context = PolicyContext(rng=np.random.default_rng(self.settings.seed))
         self._model_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._sequence = 0
+        self.gates = Gatekeeper(self, PlanTools(self._models, self.policy_of, self._ctx, self._allocation),
+                                clock=clock, quotas=quotas, gangs=self.settings.gangs)
 
     # ------------------------------------------------------------------ cluster
     def upsert_node(self, node: Node) -> None:
@@ -100,12 +111,14 @@ class Engine:
         else:
             self.state.replace_node(row, node)
         self._reapply(node)
+        self.gates.on_node_changed(node.name, rewritten=True)
 
     def remove_node(self, name: str) -> None:
         """Forget a node's capacity. Pods recorded on it stay in the books until released."""
         row = self.state.index.get(name)
         if row is not None:
             self.state.remove_node(row)
+            self.gates.on_node_changed(name, rewritten=False)
 
     def set_node_unavailable(self, name: str, reason: str) -> None:
         """Take a node out of (reason non-empty) or back into service without touching its GPUs."""
@@ -116,6 +129,7 @@ class Engine:
         if node is not None and node.unavailable_reason != reason:
             self.state.specs[row] = replace(node, unavailable_reason=reason)
             self.state.set_unavailable(row, bool(reason))
+            self.gates.on_node_changed(name, rewritten=False)
 
     def _reapply(self, node: Node) -> None:
         row = self.state.index[node.name]
@@ -146,8 +160,12 @@ class Engine:
     def filter(self, pod: PodRequest, names: Sequence[str]) -> FilterAnswer:
         """Which of `names` can take `pod` now; a reason for each that cannot."""
         self.observe(pod)
+        decided = self.gates.filter(pod, names)
+        if decided is not None:
+            return FilterAnswer(passed=decided[0], unresolvable=decided[1])
         gate = self.pod_gate(pod)
         if gate:
+            self.gates.after_filter(pod, False)
             return FilterAnswer(passed=[], unresolvable=dict.fromkeys(names, gate))
         rows, unknown = self.state.rows_of(names)
         failed: dict[str, str] = {}
@@ -164,11 +182,16 @@ class Engine:
                 unresolvable[name] = self._message(reason, fit.rows[i])
             else:
                 failed[name] = reason.message
+        passed = self.gates.refine(pod, passed, unresolvable)
+        self.gates.after_filter(pod, bool(passed))
         return FilterAnswer(passed, failed, unresolvable)
 
     def scores(self, pod: PodRequest, names: Sequence[str]) -> list[tuple[str, float | None]]:
         """The pod's policy score for each name, None where the pod does not fit (now)."""
         self.observe(pod)
+        planned = self.gates.planned_node(pod)
+        if planned is not None:  # a reserved gang member fits its planned node only
+            return [(n, 1.0 if n == planned else None) for n in names]
         out: list[tuple[str, float | None]] = [(n, None) for n in names]
         if self.pod_gate(pod):
             return out
@@ -196,6 +219,14 @@ class Engine:
             if existing.node != node:
                 raise BindRejected(f"pod {namespace}/{name} is already bound to {existing.node}")
             return existing
+        held, refused = self.gates.take_reserved(uid, namespace, name, node)
+        if refused:
+            raise BindRejected(refused)
+        if held is not None:  # a gang member: its GPUs are already held in the books
+            self._sequence += 1
+            alloc = replace(held, sequence=self._sequence)
+            self._record(alloc)
+            return alloc
         pod = self._pending.get(uid)
         if pod is None:
             other = next((p for p in self._pending.values() if (p.namespace, p.name) == (namespace, name)), None)
@@ -222,7 +253,12 @@ class Engine:
             raise BindRejected(f"node {node} no longer fits {pod.key}: {self._message(code, row)}")
         if slots is None:
             slots = self.policy_of(pod).pick(self.state, pod, row, fit.slot_fit[0], self._ctx())
-        alloc = self._allocation(pod, row, tuple(int(s) for s in slots), **record)
+        slots = tuple(int(s) for s in slots)
+        fields, refused = self.gates.record_fields(pod, row, slots)
+        if refused:
+            raise BindRejected(refused)
+        self._sequence += 1
+        alloc = self._allocation(pod, row, slots, **{**fields, "sequence": self._sequence, **record})
         self.state.apply(row, alloc.grant)
         self._record(alloc)
         return alloc
@@ -232,12 +268,27 @@ class Engine:
         self._pending.pop(uid, None)
         alloc = self.allocations.pop(uid, None)
         if alloc is None:
+            self.gates.on_forgotten(uid)
             return None
         self._by_node.get(alloc.node, {}).pop(uid, None)
         row = self.state.index.get(alloc.node)
         if row is not None:
             self.state.release(row, alloc.grant)
+        self.gates.on_released(alloc)
         return alloc
+
+    def unbind(self, uid: str) -> None:
+        """Undo a bind whose commit failed: the pod is pending again (a gang member keeps its reservation)."""
+        alloc = self.allocations.get(uid)
+        if alloc is not None and self.gates.give_back(alloc):
+            del self.allocations[uid]
+            self._by_node.get(alloc.node, {}).pop(uid, None)
+        else:
+            self.release(uid)
+
+    def expire(self, now: float | None = None) -> list:
+        """Release gang reservations whose deadline passed (by `now`, else the clock). Returns what ended."""
+        return self.gates.expire(now)
 
     def restore(self, alloc: Allocation) -> str:
         """Put a recorded allocation back in the books (state file, pod annotations).
@@ -275,8 +326,9 @@ class Engine:
         if self.pod_gate(pod):
             return {}
         out: dict[str, list[str]] = {}
-        for node, uids in victims.items():
+        for node, proposed in victims.items():
             row = self.state.index.get(node)
+            uids = self.gates.allowed_victims(pod, proposed)  # team guarantees and whole gangs
             if row is None or not uids:
                 continue
             if self._fits_after(pod, row, ()):
@@ -298,6 +350,11 @@ class Engine:
     def explain(self, pod: PodRequest, names: Sequence[str] | None = None) -> list[NodeVerdict]:
         """Every node's verdict, score and GPU pick for `pod`, without changing anything."""
         names = list(names) if names is not None else [n for n in self.state.names if n]
+        held = self.gates.gangs.reserved_for(pod.uid)
+        if held is not None:
+            elsewhere = f"gang {pod.namespace}/{held.gang}: reserved on {held.node}"
+            return [NodeVerdict(n, n == held.node, "fits" if n == held.node else elsewhere, n != held.node, None,
+                                held.gpu_uuids if n == held.node else ()) for n in names]
         gate = self.pod_gate(pod)
         if gate:
             return [NodeVerdict(n, False, gate, True, None, ()) for n in names]
@@ -329,7 +386,7 @@ class Engine:
         """A reason that rejects the pod on every node before any node is looked at, or ""."""
         if pod.policy is not None and pod.policy not in POLICIES:
             return f"gpusched.io/policy: unknown policy {pod.policy!r} (known: {', '.join(sorted(POLICIES))})"
-        return ""
+        return self.gates.pod_gate(pod)
 
     def policy_of(self, pod: PodRequest) -> Policy:
         return POLICIES[pod.policy or self.settings.policy]
@@ -371,7 +428,6 @@ class Engine:
     def _allocation(self, pod: PodRequest, row: int, slots: tuple[int, ...], **record: object) -> Allocation:
         node = self.state.specs[row]
         assert node is not None
-        self._sequence += 1
         if pod.is_share:
             memory = (pod.gpu_memory_mib,)
             milli = pod.gpu_milli
@@ -383,7 +439,7 @@ class Engine:
             gpu_uuids=tuple(node.gpus[s].uuid for s in slots), slots=slots, milli=milli,
             gpu_memory_mib=memory, cpu_milli=pod.cpu_milli, memory_mib=pod.memory_mib,
             mps=pod.is_share and bool(slots) and node.gpus[slots[0]].sharing is Sharing.MPS,
-            share=pod.is_share, priority=pod.priority, created=pod.created, sequence=self._sequence,
+            share=pod.is_share, priority=pod.priority, created=pod.created,
             gang=pod.gang.name if pod.gang else "", team=pod.team_label or "",
         )
         fields.update(record)
@@ -393,6 +449,7 @@ class Engine:
         self.allocations[alloc.uid] = alloc
         self._by_node.setdefault(alloc.node, {})[alloc.uid] = None
         self._pending.pop(alloc.uid, None)
+        self.gates.on_recorded(alloc)
         if alloc.uid not in self._seen:  # restored from a record: its shape counts in the mix too
             self._seen.add(alloc.uid)
             self._mix.observe_type(TaskType(alloc.cpu_milli, alloc.milli, len(alloc.slots) if alloc.slots else 0,

@@ -4,17 +4,22 @@ Concurrency: the engine is synchronous, and every call into it happens on the ev
 filter, prioritize and preempt are atomic with respect to each other. Bind awaits its binder
 (a journal write, or Kubernetes API calls), so binds take `bind_lock`; the allocation is in the
 books before the binder runs, so a filter arriving meanwhile already counts it, and it is
-released again if the binder fails: never a lost or doubled GPU.
+released again if the binder fails: never a lost or doubled GPU (a gang member's GPUs go back to
+its gang's reservation instead). Gang reservations past their deadline are released by
+`expire`, which the app calls every `sweep_interval_s`; gang and quota changes are handed to
+`record_sink` (the `--state-file` journal) after every call that makes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from scheduler.core.allocation import Allocation
 from scheduler.core.engine import BindRejected, Engine
+from scheduler.core.gate_view import gates_view
 from scheduler.core.request import InvalidRequest, PodRequest, parse_pod
 from scheduler.core.verdict import MESSAGES
 from scheduler.core.view import state_view
@@ -23,6 +28,7 @@ from scheduler.extender.metrics import ExtenderMetrics
 
 log = logging.getLogger(__name__)
 _REASON_NAMES = {message: reason.name.lower() for reason, message in MESSAGES.items()}
+_GATE_LABELS = {"gang": "gang", "team": "team_quota"}
 
 
 class BindFailed(Exception):
@@ -64,6 +70,10 @@ class ExtenderService:
         self.ready = ready
         self.extra_state: list = []
         """Callables adding sections to /state (gangs, teams, sync status)."""
+        self.extra_state.append(lambda: gates_view(self.engine.gates))
+        self.record_sink: Callable[[list[dict]], None] | None = None
+        """Where gang and quota records go (the state journal); None: nowhere."""
+        self.sweep_interval_s = 2.0
 
     # ------------------------------------------------------------------ verbs
     def filter(self, args: wire.ExtenderArgs) -> bytes:
@@ -75,6 +85,7 @@ class ExtenderService:
             return wire.encode_filter_result(passed=[], failed={}, unresolvable=dict.fromkeys(names, f"invalid GPU request: {e}"),
                                              nodes=args.nodes)
         answer = self.engine.filter(pod, names)
+        self._flush_records()
         self._count_rejections(answer.failed)
         self._count_rejections(answer.unresolvable)
         return wire.encode_filter_result(passed=answer.passed, failed=answer.failed, unresolvable=answer.unresolvable,
@@ -89,6 +100,12 @@ class ExtenderService:
         return wire.encode_host_priorities(wire.scale_scores(self.engine.scores(pod, names)))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
+        try:
+            return await self._bind(args)
+        finally:
+            self._flush_records()
+
+    async def _bind(self, args: wire.BindingArgs) -> bytes:
         async with self.bind_lock:
             existing = self.engine.allocations.get(args.pod_uid)
             try:
@@ -100,7 +117,7 @@ class ExtenderService:
                 await self.binder.commit(alloc)
             except BindFailed as e:
                 if existing is None:
-                    self.engine.release(alloc.uid)
+                    self.engine.unbind(alloc.uid)
                 self.metrics.bind_failures.labels("binder").inc()
                 return wire.encode_binding_result(str(e))
             if existing is None:
@@ -120,9 +137,26 @@ class ExtenderService:
     async def release(self, uid: str) -> Allocation | None:
         async with self.bind_lock:
             alloc = self.engine.release(uid)
+            self._flush_records()
             if alloc is not None:
                 await self.binder.forget(alloc)
             return alloc
+
+    def expire(self) -> list:
+        """Release gang reservations past their deadline (the app's sweeper calls this)."""
+        ended = self.engine.expire()
+        self._flush_records()
+        for e in ended:
+            log.info("gang %s: reservation %d released: %s", e.gang, e.id, e.reason)
+        return ended
+
+    def _flush_records(self) -> None:
+        records = self.engine.gates.journal.drain()
+        if records and self.record_sink is not None:
+            try:
+                self.record_sink(records)
+            except OSError as e:
+                log.error("cannot write %d gang/quota records to the state file: %s", len(records), e.strerror)
 
     # ------------------------------------------------------------------ views
     def state(self) -> dict[str, Any]:
@@ -139,7 +173,7 @@ class ExtenderService:
             return
         counts: dict[str, int] = {}
         for message in reasons.values():
-            label = _REASON_NAMES.get(message, "other")
+            label = _REASON_NAMES.get(message) or _GATE_LABELS.get(message.split(" ", 1)[0], "other")
             counts[label] = counts.get(label, 0) + 1
         for label, n in counts.items():
             self.metrics.rejections.labels(label).inc(n)
