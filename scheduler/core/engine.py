@@ -342,7 +342,7 @@ class Engine:
                 trial = [u for u in needed if u != uid]
                 if self._fits_after(pod, row, trial):
                     needed = trial
-            keep = set(needed) | {u for u in uids if u not in self.allocations}
+            keep = set(self.gates.whole_gangs(needed, uids)) | {u for u in uids if u not in self.allocations}
             if needed:
                 out[node] = [u for u in uids if u in keep]
         return out

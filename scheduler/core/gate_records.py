@@ -7,7 +7,7 @@ sizes, broken gangs and the history of ended reservations. Records are JSON-read
 `kind`; `fold` replays a sequence of them into the state they describe (last word wins), which
 the gatekeeper then applies on top of the restored allocations.
 
-Kinds: pod, forget, size, reserve, rekey, close, broken.
+Kinds: pod, forget, size, problem, reserve, rekey, close, broken.
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ class Journal:
     def broken(self, gang: GangKey, reason: str) -> None:
         self._add({"kind": "broken", "gang": _key(gang), "reason": reason})
 
+    def problem(self, gang: GangKey, reason: str) -> None:
+        """Why the gang's last plan failed (a reservation clears it)."""
+        self._add(problem_record(gang, reason))
+
+
+def problem_record(gang: GangKey, reason: str) -> dict[str, Any]:
+    return {"kind": "problem", "gang": _key(gang), "reason": reason}
+
 
 def reserve_record(r: Reservation) -> dict[str, Any]:
     return {"kind": "reserve", "gang": _key(r.gang), "id": r.id, "size": r.size, "at": r.reserved_at,
@@ -108,6 +116,7 @@ class Folded:
     sizes: dict[GangKey, int] = field(default_factory=dict)
     reservations: dict[GangKey, dict[str, Any]] = field(default_factory=dict)
     broken: dict[GangKey, str] = field(default_factory=dict)
+    problems: dict[GangKey, str] = field(default_factory=dict)
     history: list[Ended] = field(default_factory=list)
 
 
@@ -131,6 +140,7 @@ def fold(records: Iterable[Mapping[str, Any]]) -> Folded:
             out.reservations[gang] = copy.deepcopy(dict(record))
             out.sizes[gang] = int(record["size"])
             out.broken.pop(gang, None)
+            out.problems.pop(gang, None)
         elif kind == "rekey":
             held = out.reservations.get(gang_of(record))
             for member in held["members"] if held else []:
@@ -143,6 +153,11 @@ def fold(records: Iterable[Mapping[str, Any]]) -> Folded:
             out.history.append(ended_of(record))
         elif kind == "broken":
             out.broken[gang_of(record)] = record["reason"]
+        elif kind == "problem":
+            if record["reason"]:
+                out.problems[gang_of(record)] = record["reason"]
+            else:
+                out.problems.pop(gang_of(record), None)
         else:
             raise ValueError(f"unknown record kind {kind!r}")
     return out
@@ -171,6 +186,8 @@ def snapshot(gates: Gatekeeper) -> list[dict[str, Any]]:
             records.append(reserve_record(gang.reservation))
         if gang.broken:
             records.append({"kind": "broken", "gang": _key(gang.key), "reason": gang.broken})
+        if gang.problem and gang.reservation is None:
+            records.append(problem_record(gang.key, gang.problem))
     return records
 
 
@@ -214,6 +231,10 @@ def restore(gates: Gatekeeper, records: Iterable[Mapping[str, Any]]) -> list[str
         gang = gates.gangs.get(key)
         if gang is not None and gang.bound and gang.reservation is None:
             gang.broken = reason
+    for key, reason in folded.problems.items():
+        gang = gates.gangs.get(key)
+        if gang is not None and gang.reservation is None:
+            gang.problem = reason
     for gang in list(gates.gangs):
         gates.gangs.tidy(gang)
     return problems

@@ -46,7 +46,7 @@ def _gang(gates: Gatekeeper, gang: Gang) -> dict[str, Any]:
         "pending": sorted(p.key for p in gang.pending.values()),
         "bound": sorted(gates.books.allocations[u].key for u in gang.bound if u in gates.books.allocations),
     }
-    if phase is Phase.WAITING and gang.problem:
+    if phase is Phase.WAITING and gang.problem and len(gang.pending) >= (gates.gangs.needed(gang) or 0):
         out["problem"] = gang.problem
     if gang.broken:
         out["broken"] = gang.broken

@@ -225,7 +225,7 @@ class Gatekeeper:
             return
         if gang.reservation is not None:
             self._close(gang, Outcome.INVALIDATED, f"bound member {alloc.key} left before the gang was complete")
-        self.gangs.tidy(gang)
+        self._tidy(gang)
 
     def on_forgotten(self, uid: str) -> None:
         """A pod that was pending (never bound) left."""
@@ -241,7 +241,7 @@ class Gatekeeper:
         if reserved:
             who = pod.key if pod else uid
             self._close(gang, Outcome.INVALIDATED, f"member {who} left before it was bound")
-        self.gangs.tidy(gang)
+        self._tidy(gang)
 
     def give_back(self, alloc: Allocation) -> bool:
         """Undo the bind of a reserved member whose commit failed; False if it was not one.
@@ -295,6 +295,15 @@ class Gatekeeper:
         ask = reclaim.ReclaimAsk(pod.key, self.quotas.team_of(pod), self.ask(pod))
         return reclaim.allowed_victims(ask, uids, units, standings, quotas=self.quotas.enabled)
 
+    def whole_gangs(self, needed: Sequence[str], allowed: Sequence[str]) -> list[str]:
+        """`needed` plus the other members of any gang it touches (all in `allowed`, by `allowed_victims`)."""
+        gangs = {(a.namespace, a.gang) for u in needed if (a := self.books.allocations.get(u)) is not None and a.gang}
+        if not gangs:
+            return list(needed)
+        chosen = set(needed)
+        return [u for u in allowed if u in chosen or (
+            (a := self.books.allocations.get(u)) is not None and (a.namespace, a.gang) in gangs)]
+
     def evictions(self) -> list[tuple[GangKey, tuple[str, ...], str]]:
         """Broken gangs: (gang, bound member UIDs, why) for an adapter to evict, whole."""
         return [(g.key, tuple(sorted(g.bound)), g.broken) for g in self.gangs if self.gangs.phase(g) is Phase.BROKEN]
@@ -320,7 +329,7 @@ class Gatekeeper:
                          ctx=self.tools.context(), topology=self.gangs.settings.topology,
                          allocate=lambda p, row, slots: self.tools.allocate(p, row, slots, team=self.quotas.team_of(p)))
         if isinstance(plan, str):
-            gang.problem = f"{needed} members do not fit together now: {plan}"
+            self._problem(gang, f"{needed} members do not fit together now: {plan}")
             return
         charges = {a.uid: self.charge_of(a) for a in plan.placements}
         asks: Counter[str] = Counter()
@@ -329,7 +338,7 @@ class Gatekeeper:
         for team, ask in sorted(asks.items()):
             problem = self.quotas.over_max(team, ask)
             if problem:
-                gang.problem = problem
+                self._problem(gang, problem)
                 return
         running: Counter[str] = Counter()
         members_held: dict[str, Allocation] = {}
@@ -344,7 +353,7 @@ class Gatekeeper:
         except CapacityError as e:  # the plan was made on a copy of these very books: a bug, never a verdict
             for alloc in applied:
                 state.release(state.index[alloc.node], alloc.grant)
-            gang.problem = f"internal error holding the plan: {e}"
+            self._problem(gang, f"internal error holding the plan: {e}")
             return
         for uid, alloc in members_held.items():
             self.quotas.charge(uid, alloc.team, charges[uid], reserved=True)
@@ -353,6 +362,16 @@ class Gatekeeper:
                                       nodes=plan.nodes, zones=plan.zones, racks=plan.racks)
         self.stats["reserved"] += 1
         self.journal.reserve(reservation)
+
+    def _tidy(self, gang: Gang) -> None:
+        if gang.empty and gang.problem:
+            self.journal.problem(gang.key, "")
+        self.gangs.tidy(gang)
+
+    def _problem(self, gang: Gang, reason: str) -> None:
+        if gang.problem != reason:
+            gang.problem = reason
+            self.journal.problem(gang.key, reason)
 
     def _close(self, gang: Gang, outcome: Outcome, reason: str, *, keep: set[str] = frozenset()) -> Ended:
         """End a reservation: release what it still holds (except `keep`, already gone from the books)."""
@@ -369,7 +388,7 @@ class Gatekeeper:
         if gang.broken:
             self.stats["broken"] += 1
             self.journal.broken(gang.key, gang.broken)
-        self.gangs.tidy(gang)
+        self._tidy(gang)
         return ended
 
     def _adopt_namesake(self, pod: PodRequest) -> None:
