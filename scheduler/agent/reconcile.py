@@ -76,6 +76,8 @@ class Finding:
     message: str
     gpu: str = ""
     """The GPU's UUID, when the finding is about one GPU."""
+    count: int = 1
+    """How many things it is about (processes, for unaccounted use)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,7 @@ def reconcile(*, gpus: Sequence[GpuReading], records: Sequence[PodRecord], kubel
                                                           if len(strays) > _LISTED_PIDS else "")
             findings.append(Finding(UNACCOUNTED, f"{UNACCOUNTED}/{g.uuid}",
                                     f"GPU {g.index} ({g.uuid}) runs {len(strays)} process(es) no record explains: "
-                                    f"{listed}", gpu=g.uuid))
+                                    f"{listed}", gpu=g.uuid, count=len(strays)))
 
     return Reconciliation(corrections=tuple(corrections), findings=tuple(findings), absent_since=new_absent)
 
