@@ -81,14 +81,16 @@ def fit(state: ClusterState, pod: PodRequest, rows: np.ndarray, models: np.ndarr
                 (~big_enough.any(1), Reason.GPU_TOO_SMALL),
             ]
             resolvable += [
-                (~enough_milli.any(1), Reason.INSUFFICIENT_GPU_SHARE),
+                (~enough_milli.any(1), Reason.NO_GPU_WITH_ROOM),
                 (~slot_fit.any(1), Reason.INSUFFICIENT_GPU_MEMORY),
             ]
         else:
             big_enough = usable & (gpu_memory >= pod.gpu_memory_mib)
             slot_fit = big_enough & (free_milli == MILLI_PER_GPU) & (free_memory == gpu_memory)
             unresolvable.append((big_enough.sum(1) < need, Reason.GPU_TOO_SMALL))
-            resolvable.append((slot_fit.sum(1) < need, Reason.INSUFFICIENT_WHOLE_GPUS))
+            # One GPU short reads as the share case does; several as a count.
+            short = Reason.NO_GPU_WITH_ROOM if need == 1 else Reason.INSUFFICIENT_WHOLE_GPUS
+            resolvable.append((slot_fit.sum(1) < need, short))
     else:
         slot_fit = np.zeros((len(rows), state.slots), bool)
 

@@ -33,7 +33,7 @@ class Reason(IntEnum):
     MEMORY_CAPACITY = 13
     # Resolvable: the pod fits once something leaves.
     INSUFFICIENT_WHOLE_GPUS = 20
-    INSUFFICIENT_GPU_SHARE = 21
+    NO_GPU_WITH_ROOM = 21
     INSUFFICIENT_GPU_MEMORY = 22
     INSUFFICIENT_CPU = 23
     INSUFFICIENT_MEMORY = 24
@@ -63,7 +63,7 @@ MESSAGES: dict[Reason, str] = {
     Reason.CPU_CAPACITY: "node CPU capacity below the request",
     Reason.MEMORY_CAPACITY: "node memory capacity below the request",
     Reason.INSUFFICIENT_WHOLE_GPUS: "not enough free whole GPUs",
-    Reason.INSUFFICIENT_GPU_SHARE: "no single GPU with enough free capacity",
+    Reason.NO_GPU_WITH_ROOM: "no single GPU with enough free capacity",
     Reason.INSUFFICIENT_GPU_MEMORY: "no single GPU with enough free GPU memory",
     Reason.INSUFFICIENT_CPU: "insufficient CPU",
     Reason.INSUFFICIENT_MEMORY: "insufficient memory",

@@ -1,0 +1,177 @@
+"""`--cluster FILE`: a static cluster (YAML or JSON) for `serve`, `explain`, the demo and tests.
+
+    nodes:
+    - name: a100-0
+      labels: {topology.kubernetes.io/zone: zone-a}
+      cpuMilli: 96000
+      memoryMiB: 1048576
+      gpus: [ {index: 0, uuid: GPU-..., model: NVIDIA-A100-SXM4-80GB, memoryMiB: 81920,
+               sharing: exclusive, nvlinkPeers: [1, 2, 3]}, ... ]   # the agent's annotation shape
+      # or, for identical GPUs:  gpus: {count: 8, model: ..., memoryMiB: ..., sharing: mps, nvlink: all}
+    pods:                        # already running, with their assignments
+    - {namespace: ml, name: p0, uid: u0, node: a100-0, gpus: [GPU-...], gpuMilli: 500, gpuMemoryMiB: 8192,
+       cpuMilli: 4000, memoryMiB: 16384}
+
+Other top-level sections (`teams`, `podGroups`, ...) are kept in `ClusterSpec.sections` for the
+features that read them. Every error names the file and the path of the bad field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from scheduler.core.allocation import Allocation
+from scheduler.core.model import Gpu, Node, Sharing
+from scheduler.core.nodeinfo import NodeInfoError, gpus_from_list
+
+
+class ClusterFileError(ValueError):
+    """The cluster file is unreadable or invalid; the message names file and field."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    nodes: list[Node]
+    pods: list[Allocation]
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_cluster(path: str | Path) -> ClusterSpec:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as e:
+        raise ClusterFileError(f"{path}: {e.strerror or e}") from None
+    try:
+        data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as e:
+        raise ClusterFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                               f"{str(e).splitlines()[0]}") from None
+    try:
+        return parse_cluster(data)
+    except ClusterFileError as e:
+        raise ClusterFileError(f"{path}: {e}") from None
+
+
+def parse_cluster(data: Any) -> ClusterSpec:
+    if not isinstance(data, Mapping):
+        raise ClusterFileError("expected a mapping with a 'nodes' list")
+    nodes_data = data.get("nodes")
+    if not isinstance(nodes_data, list) or not nodes_data:
+        raise ClusterFileError("'nodes' must be a non-empty list")
+    nodes = [_node(n, f"nodes[{i}]") for i, n in enumerate(nodes_data)]
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise ClusterFileError("node names must be unique")
+    by_name = {n.name: n for n in nodes}
+    pods = [_pod(p, f"pods[{i}]", by_name) for i, p in enumerate(data.get("pods") or [])]
+    uids = [p.uid for p in pods]
+    if len(set(uids)) != len(uids):
+        raise ClusterFileError("pod UIDs must be unique")
+    sections = {k: v for k, v in data.items() if k not in ("nodes", "pods")}
+    return ClusterSpec(nodes, pods, sections)
+
+
+def _node(entry: Any, where: str) -> Node:
+    if not isinstance(entry, Mapping):
+        raise ClusterFileError(f"{where}: expected a mapping")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise ClusterFileError(f"{where}: 'name' must be a non-empty string")
+    where = f"{where} ({name})"
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise ClusterFileError(f"{where}: 'labels' must map strings to strings")
+    cpu = _positive(entry, "cpuMilli", where)
+    memory = _positive(entry, "memoryMiB", where)
+    gpus_data = entry.get("gpus") or []
+    try:
+        if isinstance(gpus_data, Mapping):
+            gpus = _identical_gpus(name, gpus_data, f"{where}.gpus")
+        else:
+            gpus = gpus_from_list(gpus_data, where=f"{where}.gpus")
+    except NodeInfoError as e:
+        raise ClusterFileError(str(e)) from None
+    try:
+        return Node(name=name, cpu_milli=cpu, memory_mib=memory, gpus=gpus, labels=labels)
+    except ValueError as e:
+        raise ClusterFileError(f"{where}: {e}") from None
+
+
+def _identical_gpus(node: str, spec: Mapping[str, Any], where: str) -> tuple[Gpu, ...]:
+    count = _positive(spec, "count", where)
+    model = spec.get("model")
+    if not isinstance(model, str) or not model:
+        raise ClusterFileError(f"{where}: 'model' must be a non-empty string")
+    memory = _positive(spec, "memoryMiB", where)
+    try:
+        sharing = Sharing.parse(spec.get("sharing", "exclusive"))
+    except ValueError as e:
+        raise ClusterFileError(f"{where}: {e}") from None
+    nvlink = spec.get("nvlink", "none")
+    if nvlink not in ("none", "all", "pairs"):
+        raise ClusterFileError(f"{where}: 'nvlink' must be none, all or pairs")
+
+    def peers(i: int) -> tuple[int, ...]:
+        if nvlink == "all":
+            return tuple(j for j in range(count) if j != i)
+        if nvlink == "pairs":
+            return (i ^ 1,) if (i ^ 1) < count else ()
+        return ()
+
+    return tuple(Gpu(index=i, uuid=f"GPU-{node}-{i}", model=model, memory_mib=memory, sharing=sharing,
+                     nvlink_peers=peers(i)) for i in range(count))
+
+
+def _pod(entry: Any, where: str, nodes: Mapping[str, Node]) -> Allocation:
+    if not isinstance(entry, Mapping):
+        raise ClusterFileError(f"{where}: expected a mapping")
+    for key in ("namespace", "name", "node"):
+        if not isinstance(entry.get(key), str) or not entry.get(key):
+            raise ClusterFileError(f"{where}: '{key}' must be a non-empty string")
+    node = nodes.get(entry["node"])
+    if node is None:
+        raise ClusterFileError(f"{where}: node {entry['node']!r} is not in 'nodes'")
+    uuids = entry.get("gpus") or []
+    if not isinstance(uuids, list) or not all(isinstance(u, str) for u in uuids):
+        raise ClusterFileError(f"{where}: 'gpus' must be a list of GPU UUIDs")
+    slot_of = {g.uuid: g for g in node.gpus}
+    unknown = [u for u in uuids if u not in slot_of]
+    if unknown:
+        raise ClusterFileError(f"{where}: GPU {unknown[0]!r} is not on node {node.name}")
+    milli = _int(entry, "gpuMilli", where, 0)
+    if milli and (len(uuids) != 1 or not 1 <= milli <= 999):
+        raise ClusterFileError(f"{where}: a share ('gpuMilli' 1..999) holds exactly one GPU")
+    gpu_memory = _int(entry, "gpuMemoryMiB", where, 0)
+    share = bool(milli)
+    gpus = [slot_of[u] for u in uuids]
+    return Allocation(
+        uid=str(entry.get("uid") or f"{entry['namespace']}/{entry['name']}"),
+        namespace=entry["namespace"], name=entry["name"], node=node.name,
+        gpu_uuids=tuple(uuids), slots=tuple(g.index for g in gpus),
+        milli=milli if share else (1000 if uuids else 0),
+        gpu_memory_mib=(gpu_memory,) if share else tuple(g.memory_mib for g in gpus),
+        cpu_milli=_int(entry, "cpuMilli", where, 0), memory_mib=_int(entry, "memoryMiB", where, 0),
+        share=share, mps=share and gpus[0].sharing is Sharing.MPS,
+        team=str(entry.get("team") or ""), priority=_int(entry, "priority", where, 0),
+    )
+
+
+def _int(entry: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    value = entry.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ClusterFileError(f"{where}: '{key}' must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _positive(entry: Mapping[str, Any], key: str, where: str) -> int:
+    value = _int(entry, key, where, 0)
+    if value <= 0:
+        raise ClusterFileError(f"{where}: '{key}' must be a positive integer")
+    return value

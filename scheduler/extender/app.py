@@ -1,0 +1,114 @@
+"""The aiohttp application: routes, and each handler a few lines (decode, call, encode).
+
+Status codes: kube-scheduler accepts only 200, so every verdict and every refused bind is a 200
+with an `Error` field; a body that is not an extender message at all is a 400 with a one-line
+reason (it did not come from kube-scheduler). Nothing a client sends can produce a 500 or
+change the books.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from scheduler.extender import wire
+from scheduler.extender.service import ExtenderService
+
+log = logging.getLogger(__name__)
+SERVICE = web.AppKey("service", ExtenderService)
+MAX_BODY = 64 * 1024 * 1024
+"""Full NodeLists (nodeCacheCapable: false) run to megabytes; aiohttp's default 1 MiB is too small."""
+
+_JSON = "application/json"
+
+
+def create_app(service: ExtenderService, *, prefix: str = "") -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SERVICE] = service
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    app.router.add_post(f"{prefix}/filter", _verb("filter", wire.decode_extender_args, _filter))
+    app.router.add_post(f"{prefix}/prioritize", _verb("prioritize", wire.decode_extender_args, _prioritize))
+    app.router.add_post(f"{prefix}/bind", _verb("bind", wire.decode_binding_args, _bind))
+    app.router.add_post(f"{prefix}/preempt", _verb("preempt", wire.decode_preemption_args, _preempt))
+    app.router.add_post(f"{prefix}/release", _verb("release", _decode_release, _release))
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/state", _state)
+    return app
+
+
+def _verb(name: str, decode: Callable, handle: Callable[[ExtenderService, object], Awaitable[bytes] | bytes]):
+    async def handler(request: web.Request) -> web.Response:
+        service = request.app[SERVICE]
+        started = time.perf_counter()
+        body = await request.read()
+        try:
+            args = decode(body)
+        except wire.WireError as e:
+            service.metrics.bad_requests.labels(name).inc()
+            return web.Response(status=400, body=orjson.dumps({"Error": f"{name}: {e}"}), content_type=_JSON)
+        result = handle(service, args)
+        if not isinstance(result, bytes):
+            result = await result
+        service.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        return web.Response(body=result, content_type=_JSON)
+
+    return handler
+
+
+def _filter(service: ExtenderService, args) -> bytes:
+    return service.filter(args)
+
+
+def _prioritize(service: ExtenderService, args) -> bytes:
+    return service.prioritize(args)
+
+
+async def _bind(service: ExtenderService, args) -> bytes:
+    return await service.bind(args)
+
+
+def _preempt(service: ExtenderService, args) -> bytes:
+    return service.preempt(args)
+
+
+def _decode_release(body: bytes) -> str:
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise wire.WireError("body is not JSON") from None
+    uid = fields.get("PodUID") if isinstance(fields, dict) else None
+    if not isinstance(uid, str) or not uid:
+        raise wire.WireError("'PodUID' must be a non-empty string")
+    return uid
+
+
+async def _release(service: ExtenderService, uid) -> bytes:
+    alloc = await service.release(uid)
+    return orjson.dumps({"Error": "" if alloc else f"no pod with UID {uid} holds an allocation"})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    if request.app[SERVICE].ready:
+        return web.Response(text="ready")
+    return web.Response(status=503, text="not ready: cache not synced")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    payload = generate_latest(request.app[SERVICE].metrics.registry)
+    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _state(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(request.app[SERVICE].state(), option=orjson.OPT_INDENT_2),
+                        content_type=_JSON)

@@ -1,0 +1,75 @@
+"""Prometheus metrics of one extender (prefix `gpusched_`), on a registry of its own.
+
+Request counters are updated by the handlers; allocation gauges are computed from the engine's
+books at scrape time, so they can never drift from what `/state` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scheduler.core.engine import Engine
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ExtenderMetrics:
+    def __init__(self, engine_of: Callable[[], Engine]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram("gpusched_extender_request_duration_seconds",
+                                 "Time to answer one extender call, by verb.", ["verb"],
+                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.bad_requests = Counter("gpusched_extender_bad_requests_total",
+                                    "Requests answered 400 (malformed body), by verb.", ["verb"], registry=self.registry)
+        self.pods_bound = Counter("gpusched_pods_bound_total", "Pods bound by the extender.", registry=self.registry)
+        self.bind_failures = Counter("gpusched_bind_failures_total", "Binds refused or failed, by cause.", ["cause"],
+                                     registry=self.registry)
+        self.rejections = Counter("gpusched_filter_rejections_total",
+                                  "Nodes rejected by the filter, by reason.", ["reason"], registry=self.registry)
+        self.preempt_victims_dropped = Counter(
+            "gpusched_preempt_victims_dropped_total",
+            "Victims kube-scheduler proposed that would free no GPU capacity the preemptor can use.",
+            registry=self.registry)
+        self.registry.register(_BooksCollector(engine_of))
+
+
+class _BooksCollector(Collector):
+    """Allocation gauges from the engine's arrays: GPUs and milli-GPU allocated per model."""
+
+    def __init__(self, engine_of: Callable[[], Engine]) -> None:
+        self._engine_of = engine_of
+
+    def describe(self):
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = self._engine_of().state
+        rows = state.live_rows()
+        whole = GaugeMetricFamily("gpusched_gpus_allocated", "GPUs fully allocated, per model.", labels=["model"])
+        milli = GaugeMetricFamily("gpusched_gpu_milli_allocated", "Allocated GPU compute in milli-GPU, per model.",
+                                  labels=["model"])
+        capacity = GaugeMetricFamily("gpusched_gpu_milli_capacity", "GPU compute capacity in milli-GPU, per model.",
+                                     labels=["model"])
+        shared = GaugeMetricFamily("gpusched_gpus_shared", "GPUs holding shares (partly allocated), per model.",
+                                   labels=["model"])
+        present = state.present[rows]
+        model = state.model_id[rows]
+        used = np.where(present, 1000 - state.free_milli[rows], 0)
+        for mid, name in enumerate(state.models):
+            sel = present & (model == mid)
+            if not sel.any():
+                continue
+            u = used[sel]
+            whole.add_metric([name], float((u == 1000).sum()))
+            shared.add_metric([name], float(((u > 0) & (u < 1000)).sum()))
+            milli.add_metric([name], float(u.sum()))
+            capacity.add_metric([name], float(sel.sum() * 1000))
+        yield from (whole, shared, milli, capacity)
+        pods = GaugeMetricFamily("gpusched_pods_allocated", "Pods holding an allocation in the books.")
+        pods.add_metric([], float(len(self._engine_of().allocations)))
+        yield pods

@@ -1,0 +1,145 @@
+"""The extender's service layer: one engine, one lock, one binder, decoded requests in, wire out.
+
+Concurrency: the engine is synchronous, and every call into it happens on the event loop, so
+filter, prioritize and preempt are atomic with respect to each other. Bind awaits its binder
+(a journal write, or Kubernetes API calls), so binds take `bind_lock`; the allocation is in the
+books before the binder runs, so a filter arriving meanwhile already counts it, and it is
+released again if the binder fails: never a lost or doubled GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from scheduler.core.allocation import Allocation
+from scheduler.core.engine import BindRejected, Engine
+from scheduler.core.request import InvalidRequest, PodRequest, parse_pod
+from scheduler.core.verdict import MESSAGES
+from scheduler.core.view import state_view
+from scheduler.extender import wire
+from scheduler.extender.metrics import ExtenderMetrics
+
+log = logging.getLogger(__name__)
+_REASON_NAMES = {message: reason.name.lower() for reason, message in MESSAGES.items()}
+
+
+class BindFailed(Exception):
+    """The binder could not make an allocation durable; the message is the reason."""
+
+
+class Binder(Protocol):
+    """Makes an allocation real outside the engine. `commit` may be retried for the same pod."""
+
+    async def commit(self, alloc: Allocation) -> None: ...
+
+    async def forget(self, alloc: Allocation) -> None: ...
+
+
+class MemoryBinder:
+    """`--cluster` mode: the books are the record; with a journal they survive restarts."""
+
+    def __init__(self, journal=None) -> None:
+        self.journal = journal
+
+    async def commit(self, alloc: Allocation) -> None:
+        if self.journal is not None:
+            try:
+                self.journal.bound(alloc)
+            except OSError as e:
+                raise BindFailed(f"cannot write the state file: {e.strerror}") from None
+
+    async def forget(self, alloc: Allocation) -> None:
+        if self.journal is not None:
+            self.journal.released(alloc.uid)
+
+
+class ExtenderService:
+    def __init__(self, engine: Engine, *, binder: Binder | None = None, ready: bool = True) -> None:
+        self.engine = engine
+        self.binder = binder or MemoryBinder()
+        self.metrics = ExtenderMetrics(lambda: self.engine)
+        self.bind_lock = asyncio.Lock()
+        self.ready = ready
+        self.extra_state: list = []
+        """Callables adding sections to /state (gangs, teams, sync status)."""
+
+    # ------------------------------------------------------------------ verbs
+    def filter(self, args: wire.ExtenderArgs) -> bytes:
+        names = args.names
+        try:
+            pod = parse_pod(args.pod)
+        except InvalidRequest as e:
+            self.metrics.rejections.labels("invalid_request").inc(len(names))
+            return wire.encode_filter_result(passed=[], failed={}, unresolvable=dict.fromkeys(names, f"invalid GPU request: {e}"),
+                                             nodes=args.nodes)
+        answer = self.engine.filter(pod, names)
+        self._count_rejections(answer.failed)
+        self._count_rejections(answer.unresolvable)
+        return wire.encode_filter_result(passed=answer.passed, failed=answer.failed, unresolvable=answer.unresolvable,
+                                         nodes=args.nodes)
+
+    def prioritize(self, args: wire.ExtenderArgs) -> bytes:
+        names = args.names
+        try:
+            pod = parse_pod(args.pod)
+        except InvalidRequest:
+            return wire.encode_host_priorities([(n, 0) for n in names])
+        return wire.encode_host_priorities(wire.scale_scores(self.engine.scores(pod, names)))
+
+    async def bind(self, args: wire.BindingArgs) -> bytes:
+        async with self.bind_lock:
+            existing = self.engine.allocations.get(args.pod_uid)
+            try:
+                alloc = self.engine.bind(args.pod_uid, args.pod_namespace, args.pod_name, args.node)
+            except BindRejected as e:
+                self.metrics.bind_failures.labels("rejected").inc()
+                return wire.encode_binding_result(str(e))
+            try:
+                await self.binder.commit(alloc)
+            except BindFailed as e:
+                if existing is None:
+                    self.engine.release(alloc.uid)
+                self.metrics.bind_failures.labels("binder").inc()
+                return wire.encode_binding_result(str(e))
+            if existing is None:
+                self.metrics.pods_bound.inc()
+            return wire.encode_binding_result("")
+
+    def preempt(self, args: wire.PreemptionArgs) -> bytes:
+        try:
+            pod = parse_pod(args.pod)
+        except InvalidRequest:
+            return wire.encode_preemption_result({}, {})
+        kept = self.engine.preempt(pod, args.victims)
+        dropped = sum(len(v) for v in args.victims.values()) - sum(len(v) for v in kept.values())
+        self.metrics.preempt_victims_dropped.inc(max(0, dropped))
+        return wire.encode_preemption_result(kept, args.num_pdb_violations)
+
+    async def release(self, uid: str) -> Allocation | None:
+        async with self.bind_lock:
+            alloc = self.engine.release(uid)
+            if alloc is not None:
+                await self.binder.forget(alloc)
+            return alloc
+
+    # ------------------------------------------------------------------ views
+    def state(self) -> dict[str, Any]:
+        view = state_view(self.engine)
+        for section in self.extra_state:
+            view.update(section())
+        return view
+
+    def explain_pod(self, pod: PodRequest):
+        return self.engine.explain(pod)
+
+    def _count_rejections(self, reasons: dict[str, str]) -> None:
+        if not reasons:
+            return
+        counts: dict[str, int] = {}
+        for message in reasons.values():
+            label = _REASON_NAMES.get(message, "other")
+            counts[label] = counts.get(label, 0) + 1
+        for label, n in counts.items():
+            self.metrics.rejections.labels(label).inc(n)

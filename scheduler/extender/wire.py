@@ -1,0 +1,203 @@
+"""The kube-scheduler extender wire types (`k8s.io/kube-scheduler/extender/v1`), decoded and
+encoded here and nowhere else.
+
+Rules kept (reference/extender-protocol.md §1):
+- Keys are the Go field names (PascalCase; no JSON tags) and nothing is omitted: unused pointer
+  fields are `null`. kube-scheduler decodes case-insensitively, so we accept any key case too.
+- Embedded Pods and Nodes stay plain API JSON (dicts); only `scheduler.core.request` reads them.
+- The prioritize answer is a bare array; `Score` is an integer 0..10 (`scale_scores`).
+- Decoding problems raise `WireError` (HTTP 400 with a one-line reason).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAX_EXTENDER_PRIORITY = 10
+
+
+class WireError(ValueError):
+    """A request body that is not what kube-scheduler sends."""
+
+
+@dataclass(frozen=True)
+class ExtenderArgs:
+    """Body of filter and prioritize. Exactly one of `node_names` and `nodes` is set."""
+
+    pod: Mapping[str, Any]
+    node_names: list[str] | None
+    nodes: list[Mapping[str, Any]] | None
+    """Full Node objects (nodeCacheCapable: false); their names are in `names`."""
+
+    @property
+    def names(self) -> list[str]:
+        if self.node_names is not None:
+            return self.node_names
+        return [(n.get("metadata") or {}).get("name", "") for n in self.nodes or []]
+
+
+@dataclass(frozen=True)
+class BindingArgs:
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    node: str
+
+
+@dataclass(frozen=True)
+class PreemptionArgs:
+    pod: Mapping[str, Any]
+    victims: dict[str, list[str]]
+    """node -> victim pod UIDs, in kube-scheduler's order (highest priority first)."""
+    num_pdb_violations: dict[str, int]
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise WireError(f"body is not JSON: {e.args[0] if e.args else e}") from None
+    if not isinstance(value, dict):
+        raise WireError(f"body must be a JSON object, got {type(value).__name__}")
+    return {k.lower(): v for k, v in value.items()}
+
+
+def _pod(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    pod = fields.get("pod")
+    if not isinstance(pod, dict):
+        raise WireError("'Pod' must be a Pod object")
+    return pod
+
+
+def _string(fields: Mapping[str, Any], key: str, go_name: str) -> str:
+    value = fields.get(key)
+    if not isinstance(value, str) or not value:
+        raise WireError(f"'{go_name}' must be a non-empty string")
+    return value
+
+
+def decode_extender_args(body: bytes) -> ExtenderArgs:
+    fields = _object(body)
+    pod = _pod(fields)
+    names = fields.get("nodenames")
+    nodes = fields.get("nodes")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise WireError("'NodeNames' must be a list of strings")
+        return ExtenderArgs(pod, names, None)
+    if nodes is not None:
+        items = nodes.get("items") if isinstance(nodes, dict) else None
+        if not isinstance(items, list) or not all(
+                isinstance(n, dict) and isinstance((n.get("metadata") or {}).get("name"), str) for n in items):
+            raise WireError("'Nodes' must be a NodeList whose items have metadata.name")
+        return ExtenderArgs(pod, None, items)
+    raise WireError("one of 'NodeNames' and 'Nodes' must be set")
+
+
+def decode_binding_args(body: bytes) -> BindingArgs:
+    fields = _object(body)
+    return BindingArgs(_string(fields, "podname", "PodName"), _string(fields, "podnamespace", "PodNamespace"),
+                       _string(fields, "poduid", "PodUID"), _string(fields, "node", "Node"))
+
+
+def decode_preemption_args(body: bytes) -> PreemptionArgs:
+    fields = _object(body)
+    pod = _pod(fields)
+    meta = fields.get("nodenametometavictims")
+    full = fields.get("nodenametovictims")
+    source, full_pods = (meta, False) if meta is not None else (full, True)
+    if source is None:
+        return PreemptionArgs(pod, {}, {})
+    if not isinstance(source, dict):
+        raise WireError("'NodeNameToMetaVictims' must be an object")
+    victims: dict[str, list[str]] = {}
+    pdb: dict[str, int] = {}
+    for node, entry in source.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise WireError(f"victims of node {node!r} must be an object")
+        entry = {k.lower(): v for k, v in entry.items()}
+        pods = entry.get("pods") or []
+        if not isinstance(pods, list):
+            raise WireError(f"victims of node {node!r}: 'Pods' must be a list")
+        uids = []
+        for p in pods:
+            if not isinstance(p, dict):
+                raise WireError(f"victims of node {node!r}: each pod must be an object")
+            uid = (p.get("metadata") or {}).get("uid") if full_pods else {k.lower(): v for k, v in p.items()}.get("uid")
+            if not isinstance(uid, str) or not uid:
+                raise WireError(f"victims of node {node!r}: a pod has no UID")
+            uids.append(uid)
+        violations = entry.get("numpdbviolations") or 0
+        if not isinstance(violations, int) or isinstance(violations, bool):
+            raise WireError(f"victims of node {node!r}: 'NumPDBViolations' must be an integer")
+        victims[node] = uids
+        pdb[node] = violations
+    return PreemptionArgs(pod, victims, pdb)
+
+
+# ------------------------------------------------------------------ encoding
+def encode_filter_result(*, passed: Sequence[str], failed: Mapping[str, str], unresolvable: Mapping[str, str],
+                         nodes: Sequence[Mapping[str, Any]] | None = None, error: str = "") -> bytes:
+    """With full `nodes` (nodeCacheCapable: false) answer a NodeList of the passing items; else names."""
+    if nodes is not None:
+        keep = set(passed)
+        node_list: dict[str, Any] | None = {
+            "metadata": {}, "items": [n for n in nodes if (n.get("metadata") or {}).get("name") in keep]}
+        names: list[str] | None = None
+    else:
+        node_list, names = None, list(passed)
+    return orjson.dumps({"Nodes": node_list, "NodeNames": names, "FailedNodes": dict(failed),
+                         "FailedAndUnresolvableNodes": dict(unresolvable), "Error": error})
+
+
+def encode_filter_error(message: str) -> bytes:
+    return orjson.dumps({"Nodes": None, "NodeNames": None, "FailedNodes": None,
+                         "FailedAndUnresolvableNodes": None, "Error": message})
+
+
+def encode_host_priorities(scores: Sequence[tuple[str, int]]) -> bytes:
+    return orjson.dumps([{"Host": host, "Score": int(score)} for host, score in scores])
+
+
+def encode_binding_result(error: str = "") -> bytes:
+    return orjson.dumps({"Error": error})
+
+
+def encode_preemption_result(victims: Mapping[str, Sequence[str]], pdb: Mapping[str, int]) -> bytes:
+    return orjson.dumps({"NodeNameToMetaVictims": {
+        node: {"Pods": [{"UID": uid} for uid in uids], "NumPDBViolations": int(pdb.get(node, 0))}
+        for node, uids in victims.items()}})
+
+
+def scale_scores(raw: Sequence[tuple[str, float | None]]) -> list[tuple[str, int]]:
+    """Policy scores to the extender range 0..10, the only place this happens.
+
+    The best nodes (ties included) get 10; the others spread linearly over 0..9 by their score,
+    so kube-scheduler's argmax over our scores is exactly our argmax even where several of our
+    scores would round to the same tenth. A node that no longer fits gets 0.
+    """
+    values = [v for _, v in raw if v is not None and math.isfinite(v)]
+    if not values:
+        return [(host, 0) for host, _ in raw]
+    top = max(values)
+    rest = [v for v in values if v < top]
+    low = min(rest) if rest else top
+    span = (max(rest) - low) if rest else 0.0
+    out = []
+    for host, v in raw:
+        if v is None or not math.isfinite(v):
+            out.append((host, 0))
+        elif v == top:
+            out.append((host, MAX_EXTENDER_PRIORITY))
+        elif span <= 0:
+            out.append((host, MAX_EXTENDER_PRIORITY - 1))
+        else:
+            out.append((host, int((v - low) / span * (MAX_EXTENDER_PRIORITY - 1))))
+    return out
