@@ -11,7 +11,11 @@ import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "scheduler" / "core"
 ALLOWED = {"__future__", "collections", "dataclasses", "enum", "fnmatch", "fractions", "functools", "itertools",
-           "math", "re", "types", "typing", "numpy", "scheduler.core"}
+           "math", "re", "types", "typing", "numpy", "scheduler.core",
+           # datetime for timestamp types and parsing (heartbeat staleness); reading the clock
+           # through it is caught by test_core_never_reads_the_clock.
+           "datetime"}
+CLOCK_READS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 
 
 def imports(path: Path) -> set[str]:
@@ -28,3 +32,11 @@ def imports(path: Path) -> set[str]:
 def test_core_module_imports_only_pure_modules(path):
     for name in imports(path):
         assert any(name == a or name.startswith(a + ".") for a in ALLOWED), f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
+def test_core_never_reads_the_clock(path):
+    """`datetime.now()` and friends: the caller passes `now` in."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            assert node.func.attr not in CLOCK_READS, f"{path.name}:{node.lineno} calls .{node.func.attr}()"
