@@ -103,6 +103,7 @@ class FakeNvml:
         self._script = self._parse_script(spec.get("script") or [])
         self._events: list[Event] = []
         self._failures: list[str] = []
+        self._open_failures: list[str] = []
         self.reads = 0
         self.is_open = False
 
@@ -125,6 +126,8 @@ class FakeNvml:
     def open(self) -> None:
         if self._open_error:
             raise NvmlUnavailable(str(self._open_error))
+        if self._open_failures:
+            raise NvmlUnavailable(self._open_failures.pop(0))
         self.is_open = True
 
     def close(self) -> None:
@@ -142,8 +145,9 @@ class FakeNvml:
         return reading
 
     def wait_events(self, timeout_s: float) -> list[Event]:
-        if not self._events:
+        if not self.is_open or not self._events:
             self._sleep(max(0.0, timeout_s))
+            return []
         events, self._events = self._events, []
         return events
 
@@ -168,6 +172,10 @@ class FakeNvml:
     def fail_reads(self, count: int, message: str = "NVML: Unknown Error") -> None:
         """The next `count` reads fail as a driver hiccup would."""
         self._failures.extend([message] * count)
+
+    def fail_opens(self, count: int, message: str = "the NVIDIA driver is installed but not loaded") -> None:
+        """The next `count` opens fail, as while the driver (re)loads."""
+        self._open_failures.extend([message] * count)
 
     def _by_index(self, gpu: Any, what: str) -> GpuReading:
         if not isinstance(gpu, int) or not 0 <= gpu < len(self._gpus):
