@@ -85,6 +85,10 @@ class AgentMetrics(Collector):
         with self._lock:
             return self._errors[reason]
 
+    def xid_count(self, uuid: str, xid: int) -> int:
+        with self._lock:
+            return self._xids[(uuid, xid)]
+
     # -- read at scrape time --------------------------------------------------------------
 
     def collect(self) -> Iterable[Metric]:
