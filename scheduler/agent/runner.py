@@ -2,10 +2,11 @@
 
 One pass (`Agent.step`), in order:
 1. read every GPU through the `NvmlSource`;
-2. update health from the counters, announce GPUs that turned unhealthy or came back;
+2. update health from the counters; update the metrics;
 3. build the annotation (inventory) and hand it to the sink, which writes only changes and
    the heartbeat when due;
-4. update the metrics;
+4. send events for GPUs that turned unhealthy or came back (best effort: a failed event is
+   counted and logged, it does not fail the pass);
 5. reconcile the pods' records with the kubelet and NVML (when a cluster writer is given):
    correct whole-GPU records, report new findings as events.
 Between passes the loop waits on NVML's event set, not on a timer: an XID from the
@@ -129,7 +130,7 @@ class Agent:
         self.tracker.forget(g.uuid for g in reading.gpus)
         health = {g.uuid: self.tracker.health(g.uuid, now) for g in reading.gpus}
         self.metrics.observe(reading, health)
-        self._announce(reading, health)
+        flips = self._transitions(reading, health)
         label = self.settings.sharing_strategy
         if label is None:
             label = self.sink.labels.get(c.SHARING_STRATEGY_LABEL, "")
@@ -139,12 +140,15 @@ class Agent:
         wall = self.wall()
         if self.sink.publish(desired, now=now, wall=wall):
             self.metrics.mark_published(wall.timestamp())
+        for reason, message, uuid in flips:
+            self._node_event(reason, message, warning=reason == "GPUUnhealthy", key=f"{reason}/{uuid}")
         if self.writer is not None:
             self._reconcile(reading, now)
         return self.entries
 
-    def _announce(self, reading: NodeReading, health: Mapping[str, GpuHealth]) -> None:
-        """Log (and, with a cluster, send a node event for) every GPU whose health flipped."""
+    def _transitions(self, reading: NodeReading, health: Mapping[str, GpuHealth]) -> list[tuple[str, str, str]]:
+        """Every GPU whose health flipped since the last pass, logged: (event reason, message, GPU UUID)."""
+        flips = []
         for g in reading.gpus:
             verdict = health[g.uuid]
             before = self._healthy.get(g.uuid, True)
@@ -152,14 +156,23 @@ class Agent:
             if before == verdict.healthy:
                 continue
             if verdict.healthy:
-                message, reason = f"GPU {g.index} ({g.uuid}) is healthy again", "GPUHealthy"
-                log.info("%s", message)
+                flips.append(("GPUHealthy", f"GPU {g.index} ({g.uuid}) is healthy again", g.uuid))
+                log.info("%s", flips[-1][1])
             else:
-                message, reason = f"GPU {g.index} ({g.uuid}) is unhealthy: {verdict.reason}", "GPUUnhealthy"
-                log.warning("%s", message)
-            if self.writer is not None:
-                self.writer.node_event(reason=reason, message=message, warning=not verdict.healthy,
-                                       wall=self.wall(), key=f"{reason}/{g.uuid}")
+                flips.append(("GPUUnhealthy", f"GPU {g.index} ({g.uuid}) is unhealthy: {verdict.reason}", g.uuid))
+                log.warning("%s", flips[-1][1])
+        return flips
+
+    def _node_event(self, reason: str, message: str, *, warning: bool, key: str) -> None:
+        """Events are best effort (as the kubelet's recorder): a failed one is logged and counted,
+        and never stops the pass that the annotation and the corrections matter more to."""
+        if self.writer is None:
+            return
+        try:
+            self.writer.node_event(reason=reason, message=message, warning=warning, wall=self.wall(), key=key)
+        except KubeError as e:
+            self.metrics.count_error(e.reason)
+            log.warning("event %s not sent: %s", reason, e)
 
     def _reconcile(self, reading: NodeReading, now: float) -> None:
         assert self.writer is not None
@@ -196,16 +209,19 @@ class Agent:
                 old = ",".join(fix.old) or "(none)"
                 message = f"gpusched.io/gpus corrected to the GPUs the kubelet gave: {fix.value} (was {old})"
                 log.warning("pod %s: %s", fix.key, message)
-                self.writer.pod_event(namespace=fix.namespace, name=fix.name, uid=uids.get(fix.key, ""),
-                                      reason="GPURecordCorrected", message=message, wall=self.wall())
+                try:
+                    self.writer.pod_event(namespace=fix.namespace, name=fix.name, uid=uids.get(fix.key, ""),
+                                          reason="GPURecordCorrected", message=message, wall=self.wall())
+                except KubeError as e:
+                    self.metrics.count_error(e.reason)
+                    log.warning("event GPURecordCorrected not sent: %s", e)
         keys = {f.key for f in result.findings}
         if kubelet is None:  # kubelet-based findings could not be checked: they stand as they were
             keys |= {k for k in self._findings if not k.startswith(UNACCOUNTED)}
         for finding in result.findings:
             if finding.key not in self._findings:
                 log.warning("%s", finding.message)
-                self.writer.node_event(reason=_EVENT_REASONS[finding.kind], message=finding.message, warning=True,
-                                       wall=self.wall(), key=finding.key)
+                self._node_event(_EVENT_REASONS[finding.kind], finding.message, warning=True, key=finding.key)
         self._findings = keys
         self.reconciliation = result
         self.metrics.observe_reconciliation(result)
