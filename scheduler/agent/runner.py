@@ -15,7 +15,8 @@ unhealthy set, or a GPU falling off the bus, starts a pass at once.
 Failures never end the loop (DaemonSet mode): the error is logged as one line, counted in
 `gpusched_node_agent_errors_total{reason}`, and the next pass comes after a backoff that
 doubles up to a limit. An NVML failure also closes NVML so that the next pass reopens it
-(a driver reload leaves stale handles behind). `run_once` is the `--once` path: the same
+(a driver reload leaves stale handles behind), and republishes the GPUs last seen as
+unhealthy with the error as the reason (`_publish_blind`). `run_once` is the `--once` path: the same
 pass, errors raised to the caller.
 
 Clock (monotonic seconds), wall clock and the stop condition are injected.
@@ -113,6 +114,7 @@ class Agent:
         self._findings: set[str] = set()
         self._absent: Mapping[str, float] = {}
         self._kubelet_failing = False
+        self._desired: dict[str, str] = {}
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class Agent:
         self.entries = build_entries(reading, health=health, mps_daemon=self.mps_probe(), strategy_label=label)
         desired = {c.NODE_GPUS_ANNOTATION: encode(self.entries), c.NODE_DRIVER_ANNOTATION: reading.driver_version,
                    c.NODE_CUDA_ANNOTATION: reading.cuda_version}
+        self._desired = desired
         wall = self.wall()
         if self.sink.publish(desired, now=now, wall=wall):
             self.metrics.mark_published(wall.timestamp())
@@ -278,10 +281,32 @@ class Agent:
                 log.error("%s; retrying in %.0fs", e, backoff)
                 if isinstance(e, NvmlError):
                     self.close()
+                    self._publish_blind(e)
                 pause = backoff
                 backoff = min(backoff * 2, self.settings.backoff_max_s)
             self.wait(pause, should_stop)
         self.close()
+
+    def _publish_blind(self, error: NvmlError) -> None:
+        """NVML failed: the GPUs last seen are published unhealthy, with the error as the reason.
+
+        Saying so at once (and keeping the heartbeat) beats going silent: the node stops taking
+        GPU pods now, with a reason an operator can act on, instead of after the staleness
+        limit as "agent silent". A node never read before has nothing to publish.
+        """
+        if not self._desired:
+            return
+        reason = f"the agent cannot read NVML: {error}"
+        blind = [{**entry, "healthy": False, "unhealthyReason": reason} for entry in self.entries]
+        desired = {**self._desired, c.NODE_GPUS_ANNOTATION: encode(blind)}
+        try:
+            if self.sink.publish(desired, now=self.clock(), wall=self.wall()):
+                self.metrics.mark_published(self.wall().timestamp())
+        except KubeError as e:
+            self.metrics.count_error(e.reason)
+            log.error("%s", e)
+        # The next good pass announces every GPU as healthy again: make that true.
+        self._healthy = dict.fromkeys(self._healthy, False)
 
     def close(self) -> None:
         if self._open:

@@ -127,3 +127,28 @@ def test_xids_outside_the_set_are_counted_but_change_nothing():
     assert clock.now == 10  # no early pass
     assert agent.step()[0]["healthy"] is True
     assert agent.metrics.xid_count(uuid_of(0), 13) == 1
+
+
+def test_when_nvml_fails_the_last_seen_gpus_are_published_unhealthy_with_the_error():
+    clock = FakeClock(start=0)
+    source = fake(gpu(0), gpu(1), clock=clock)
+    sink = PrintSink(io.StringIO())
+    agent = agent_over(source, clock, sink=sink, backoff_initial_s=1)
+    agent.step()
+    source.fail_reads(1, "NVML: GPU requires reset")
+    agent.run_forever(lambda: source.reads >= 2)
+    first, blind, back = printed(sink)
+    assert [g["healthy"] for g in first] == [True, True]
+    assert [(g["healthy"], g["unhealthyReason"]) for g in blind] == [
+        (False, "the agent cannot read NVML: NVML: GPU requires reset")] * 2
+    assert [g["healthy"] for g in back] == [True, True]
+
+
+def test_nvml_failing_before_any_read_publishes_nothing():
+    clock = FakeClock(start=0)
+    source = fake(gpu(0), clock=clock)
+    source.close()
+    source.fail_opens(1)
+    sink = PrintSink(io.StringIO())
+    agent_over(source, clock, sink=sink).run_forever(lambda: source.reads >= 1)
+    assert len(printed(sink)) == 1  # only the good pass
