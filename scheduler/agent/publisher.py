@@ -36,6 +36,13 @@ MERGE_PATCH = "application/merge-patch+json"
 EVENT_NAMESPACE = "default"
 """Where node events go (as the kubelet's do): nodes are not namespaced."""
 COMPONENT = "gpusched-agent"
+REQUEST_TIMEOUT_S = 15.0
+"""Per API call: a hung API server must not hang the loop (the client waits forever by default)."""
+
+
+def _call_options(timeout_s: float) -> dict[str, Any]:
+    """Raw JSON back (the API's own shape, what `records` and `nodeinfo` read), and a timeout."""
+    return {"_preload_content": False, "_request_timeout": timeout_s}
 
 
 class KubeError(Exception):
@@ -63,9 +70,11 @@ def _json(response) -> dict[str, Any]:
 class NodePublisher:
     """The node's annotations. `heartbeat_s` is the most time between two writes."""
 
-    def __init__(self, api: k8s.CoreV1Api, node: str, *, heartbeat_s: float = 30.0) -> None:
+    def __init__(self, api: k8s.CoreV1Api, node: str, *, heartbeat_s: float = 30.0,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.api = api
         self.node = node
+        self._call = _call_options(timeout_s)
         self.heartbeat_s = heartbeat_s
         self.labels: Mapping[str, str] = {}
         self.uid = ""
@@ -77,7 +86,7 @@ class NodePublisher:
         """Read the node: its labels (GFD's sharing strategy), UID (for events) and our annotations
         as they stand, so that a restarted agent does not rewrite what is already there."""
         try:
-            node = _json(self.api.read_node(self.node, _preload_content=False))
+            node = _json(self.api.read_node(self.node, **self._call))
         except ApiException as e:
             if e.status == 404:
                 raise KubeError(f"node {self.node!r} not found (set --node or NODE_NAME to this node's name)") from None
@@ -104,7 +113,7 @@ class NodePublisher:
         patch = {**changed, c.AGENT_HEARTBEAT_ANNOTATION: format_rfc3339(wall)}
         try:
             node = _json(self.api.patch_node(self.node, {"metadata": {"annotations": patch}},
-                                             _content_type=MERGE_PATCH, _preload_content=False))
+                                             _content_type=MERGE_PATCH, **self._call))
         except Exception as e:
             raise _one_line(f"patching node {self.node}", e) from None
         self._absorb(node)
@@ -117,16 +126,18 @@ class NodePublisher:
 class ClusterWriter:
     """Pods on this node and events about them."""
 
-    def __init__(self, api: k8s.CoreV1Api, node: str, *, node_uid: Callable[[], str] = lambda: "") -> None:
+    def __init__(self, api: k8s.CoreV1Api, node: str, *, node_uid: Callable[[], str] = lambda: "",
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.api = api
         self.node = node
+        self._call = _call_options(timeout_s)
         self._node_uid = node_uid
 
     def pods(self) -> list[dict[str, Any]]:
         """Every pod bound to this node, as API JSON."""
         try:
             response = self.api.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={self.node}",
-                                                             _preload_content=False)
+                                                             **self._call)
         except Exception as e:
             raise _one_line(f"listing pods on node {self.node}", e) from None
         return list(_json(response).get("items") or [])
@@ -137,7 +148,7 @@ class ClusterWriter:
         body = {"metadata": {"resourceVersion": resource_version,
                              "annotations": {c.ASSIGNED_GPUS_ANNOTATION: value}}}
         try:
-            self.api.patch_namespaced_pod(name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False)
+            self.api.patch_namespaced_pod(name, namespace, body, _content_type=MERGE_PATCH, **self._call)
         except ApiException as e:
             if e.status in (404, 409):
                 log.info("pod %s/%s: record not corrected (%s); will look again", namespace, name,
@@ -172,7 +183,7 @@ class ClusterWriter:
             "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
         }
         try:
-            self.api.create_namespaced_event(namespace, body, _preload_content=False)
+            self.api.create_namespaced_event(namespace, body, **self._call)
         except ApiException as e:
             if e.status == 409:
                 return
