@@ -9,6 +9,7 @@ Layers, from the hardware up:
 - `inventory`     pure: readings + health + sharing mode -> the node annotation entries;
 - `mps`, `proc`   the two small host look-ups (MPS pipe directory, /proc cgroups of a PID);
 - `podresources/` the kubelet pod-resources v1 gRPC client;
+- `records`       pure: a Pod API object -> its GPU record;
 - `reconcile`     pure: records vs. what the kubelet and NVML say -> corrections and findings;
 - `publisher`     the only module here that talks to the Kubernetes API;
 - `exporter`      Prometheus metrics;
