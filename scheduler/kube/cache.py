@@ -123,7 +123,7 @@ class ClusterCache:
         self.namespaces: dict[str, Mapping[str, str]] = {}
         """Namespace -> its labels (`gpusched.io/team`)."""
         self.quotas: dict[tuple[str, str], Mapping[str, Any]] = {}
-        """(namespace, name) -> ResourceQuota spec.hard."""
+        """(namespace, name) -> {"hard": spec.hard, "used": status.used} of a ResourceQuota."""
         self.pod_groups: dict[tuple[str, str], Mapping[str, Any]] = {}
         """(namespace, name) -> PodGroup spec (minMember, scheduleTimeoutSeconds)."""
         self._by_node: dict[str, set[str]] = {}
@@ -314,7 +314,8 @@ class ClusterCache:
         if kind == NAMESPACES:
             return MappingProxyType(dict((obj.get("metadata") or {}).get("labels") or {}))
         if kind == QUOTAS:
-            return MappingProxyType(dict((obj.get("spec") or {}).get("hard") or {}))
+            return MappingProxyType({"hard": dict((obj.get("spec") or {}).get("hard") or {}),
+                                     "used": dict((obj.get("status") or {}).get("used") or {})})
         return MappingProxyType(dict(obj.get("spec") or {}))
 
     def _deleted(self, kind: str, key: Any) -> None:
