@@ -27,9 +27,9 @@ from scheduler.core.contract import MILLI_PER_GPU
 from scheduler.core.model import Node, Sharing
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
 from scheduler.core.request import PodRequest
+from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState
 from scheduler.core.verdict import Reason
-from scheduler.core.selector import ModelSelector
 from scheduler.core.workload import TaskType, Workload, WorkloadMix
 
 _MODEL_MASK_CACHE = 256

@@ -1,0 +1,14 @@
+"""Shared pytest configuration. Area-specific fixtures live in each tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# CI has 2 cores and a 10-minute budget for the whole suite: property tests run a bounded number
+# of examples there; `HYPOTHESIS_PROFILE=thorough` runs many more locally.
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
