@@ -15,7 +15,7 @@ test: $(STAMP) lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check scheduler simulator tests benchmarks
+	$(VENV)/bin/ruff check $(wildcard scheduler simulator tests benchmarks)
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "scheduler" / "core"
-ALLOWED = {"__future__", "collections", "dataclasses", "enum", "fnmatch", "fractions", "functools", "itertools",
+ALLOWED = {"__future__", "collections", "dataclasses", "datetime", "enum", "fnmatch", "fractions", "functools", "itertools",
            "math", "re", "types", "typing", "numpy", "scheduler.core"}
 
 

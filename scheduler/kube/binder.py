@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.core.allocation import Allocation
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 class BinderSettings:
     deadline_s: float = 4.0
     conflict_attempts: int = 3
-    backoff: BackoffPolicy = BackoffPolicy(initial_s=0.05, cap_s=1.0)
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(initial_s=0.05, cap_s=1.0))
 
 
 class _Unknown(Exception):

@@ -19,6 +19,7 @@ ever run on the loop thread, in the order the server sent the events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +60,7 @@ class ReflectorSettings:
     stall_s: float = 30.0
     """No byte for this long beyond the server's timeout: the connection is dead."""
     absent_recheck_s: float = 300.0
-    backoff: BackoffPolicy = BackoffPolicy(initial_s=0.2, cap_s=10.0)
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(initial_s=0.2, cap_s=10.0))
 
 
 EXPIRED, DROPPED, ENDED, FAILED, STOPPED = "expired", "dropped", "ended", "error", "stopped"
@@ -178,10 +179,8 @@ class Reflector:
         self._stopping = True
         response = self._response
         if response is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed: nothing to stop
                 response.shutdown()
-            except Exception:  # already closed: nothing to stop
-                pass
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ---------------------------------------------------------------- thread side

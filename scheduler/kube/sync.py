@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scheduler.kube.cache import NAMESPACES, NODES, POD_GROUPS, PODS, QUOTAS, ClusterCache
 from scheduler.kube.client import KubeClient
@@ -39,7 +39,7 @@ RESOURCES = (
 
 @dataclass(frozen=True)
 class SyncSettings:
-    reflector: ReflectorSettings = ReflectorSettings()
+    reflector: ReflectorSettings = field(default_factory=ReflectorSettings)
     sweep_interval_s: float = 30.0
     """How often agent heartbeats are re-judged (a quarter of the default 2-minute staleness)."""
 
