@@ -336,6 +336,10 @@ class ClusterCache:
             return pod_labels[c.TEAM_LABEL]
         return (self.namespaces.get(namespace) or {}).get(c.TEAM_LABEL) or namespace
 
+    def heartbeats(self) -> dict[str, str]:
+        """Node -> its agent's last heartbeat stamp (nodes without an agent are absent)."""
+        return dict(self._heartbeat)
+
     def pending_pods(self) -> list[PodRecord]:
         """Pods of our scheduler not yet bound, oldest first."""
         return sorted((r for r in self.pods.values()
