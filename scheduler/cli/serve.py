@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="", help="URL path prefix of the verbs (match urlPrefix)")
     parser.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES), help="default scoring policy")
     parser.add_argument("--state-file", metavar="PATH", help="keep the books across restarts (--cluster mode)")
+    parser.add_argument("--decide-in-filter", action="store_true",
+                        help="answer filter with the one best node, so kube-scheduler skips prioritize "
+                             "(faster; other score plugins get no say)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     live = parser.add_argument_group("live cluster (--kubeconfig / --in-cluster)")
     live.add_argument("--scheduler-name", default="gpu-scheduler", help="pods' spec.schedulerName (default gpu-scheduler)")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = load_cluster(args.cluster)
         journal = StateJournal(args.state_file) if args.state_file else None
-        service = cluster_service(spec, settings=settings_from(args), journal=journal)
+        service = cluster_service(spec, settings=settings_from(args), journal=journal,
+                                  decide_in_filter=args.decide_in_filter)
     except (ClusterFileError, StateFileError) as e:
         raise UsageError(str(e)) from None
     except OSError as e:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None,
-                    journal: StateJournal | None = None) -> ExtenderService:
+                    journal: StateJournal | None = None, decide_in_filter: bool = False) -> ExtenderService:
     """An extender over a static cluster: the file's running pods, then the journal's record."""
     engine = Engine(spec.nodes, settings=settings)
     for alloc in spec.pods:
@@ -28,7 +28,7 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
         for alloc in journal.load():
             _restore(engine, alloc)
         journal.open(sorted(engine.allocations.values(), key=lambda a: a.sequence))
-    return ExtenderService(engine, binder=MemoryBinder(journal))
+    return ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
 
 
 def _restore(engine: Engine, alloc) -> None:

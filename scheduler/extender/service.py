@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any, Protocol
+
+import numpy as np
 
 from scheduler.core.allocation import Allocation
 from scheduler.core.engine import BindRejected, Engine
@@ -56,8 +59,13 @@ class MemoryBinder:
 
 
 class ExtenderService:
-    def __init__(self, engine: Engine, *, binder: Binder | None = None, ready: bool = True) -> None:
+    def __init__(self, engine: Engine, *, binder: Binder | None = None, ready: bool = True,
+                 decide_in_filter: bool = False) -> None:
         self.engine = engine
+        self.decide_in_filter = decide_in_filter
+        """Answer filter with the single best node, so kube-scheduler skips prioritize (the HAMi
+        pattern): half the round trips, and our policy decides alone. Fitting nodes not chosen are
+        left out of the answer without a reason, as the protocol allows."""
         self.binder = binder or MemoryBinder()
         self.metrics = ExtenderMetrics(lambda: self.engine)
         self.bind_lock = asyncio.Lock()
@@ -79,7 +87,12 @@ class ExtenderService:
         answer = self.engine.filter(pod, names)
         self._count_rejections(answer.failed)
         self._count_rejections(answer.unresolvable)
-        return wire.encode_filter_result(passed=answer.passed, failed=answer.failed, unresolvable=answer.unresolvable,
+        passed = answer.passed
+        if self.decide_in_filter and len(passed) > 1:
+            scores = self.engine.score_array(pod, passed)
+            best = np.flatnonzero(scores == np.nanmax(scores))
+            passed = [min(passed[i] for i in best.tolist())]  # ties: the first name, deterministically
+        return wire.encode_filter_result(passed=passed, failed=answer.failed, unresolvable=answer.unresolvable,
                                          nodes=args.nodes)
 
     def prioritize(self, args: wire.ExtenderArgs) -> bytes:
@@ -88,7 +101,7 @@ class ExtenderService:
             pod = parse_pod(args.pod)
         except InvalidRequest:
             return wire.encode_host_priorities([(n, 0) for n in names])
-        return wire.encode_host_priorities(wire.scale_scores(self.engine.scores(pod, names)))
+        return wire.encode_scaled(names, wire.scale_array(self.engine.score_array(pod, names)))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
         async with self.bind_lock:
@@ -141,9 +154,5 @@ class ExtenderService:
     def _count_rejections(self, reasons: dict[str, str]) -> None:
         if not reasons:
             return
-        counts: dict[str, int] = {}
-        for message in reasons.values():
-            label = _REASON_NAMES.get(message, "other")
-            counts[label] = counts.get(label, 0) + 1
-        for label, n in counts.items():
-            self.metrics.rejections.labels(label).inc(n)
+        for message, n in Counter(reasons.values()).items():
+            self.metrics.rejections.labels(_REASON_NAMES.get(message, "other")).inc(n)

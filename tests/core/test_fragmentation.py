@@ -66,3 +66,20 @@ def test_typical_workload_keeps_the_popular_shapes_covering_95_percent():
     workload = Workload.of(counts, coverage=0.95)
     assert [t.cpu_milli for t in workload.types] == [1, 2]
     assert workload.weights.tolist() == [60, 36]
+
+
+def test_the_learned_mix_is_republished_only_when_it_moves():
+    from scheduler.core.workload import WorkloadMix
+    from tests.builders import pod
+
+    mix = WorkloadMix(refresh_every=10, drift=0.05)
+    for i in range(10):
+        mix.observe(pod(f"a{i}").gpus(1).request())
+    first = mix.snapshot()
+    for i in range(10):  # the same mix again: the published M stays (score caches stay warm)
+        mix.observe(pod(f"b{i}").gpus(1).request())
+    assert mix.snapshot() is first
+    for i in range(10):  # now a third of the pods are shares: M follows
+        mix.observe(pod(f"c{i}").share(500).request())
+    moved = mix.snapshot()
+    assert moved is not first and len(moved.types) == 2

@@ -106,6 +106,9 @@ def run_stream(nodes, policy, steps, *, on_step=None) -> Engine:
             answer = engine.filter(request, names)
             scored = [(s, n) for n, s in engine.scores(request, answer.passed) if s is not None]
             assert {n for _, n in scored} == set(answer.passed), "scores and filter disagree"
+            # prioritize right after filter reuses the filter's work: it must equal a fresh computation
+            fresh = dict(engine.scores(request, [*reversed(answer.passed), "not-a-node"]))
+            assert all(fresh[n] == s for s, n in scored), "reused scores differ from fresh ones"
             if scored:
                 best = max(scored, key=lambda sn: (sn[0], [-ord(c) for c in sn[1]]))[1]
                 alloc = engine.bind(request.uid, request.namespace, request.name, best)

@@ -140,3 +140,16 @@ async def test_garbled_pods_never_produce_a_500_or_a_change(server, garbled, ver
         assert response.status == 200
         await response.read()
     assert service.state()["nodes"] == before["nodes"]
+
+
+async def test_decide_in_filter_answers_the_one_best_node(server):
+    service, url, _ = server
+    nodes = list(service.engine.state.index)
+    built = pod("p").gpus(1).build()
+    expected = max(sorted(n for n, s in service.engine.scores(pod("probe").gpus(1).request(), nodes) if s is not None),
+                   key=dict(service.engine.scores(pod("probe2").gpus(1).request(), nodes)).get)
+    service.decide_in_filter = True
+    async with ExtenderClient(url) as client:
+        result = await client.filter(built, nodes)
+    assert result["NodeNames"] == [expected]
+    assert "cpu-0" in result["FailedAndUnresolvableNodes"]  # the rejected keep their reasons
