@@ -127,7 +127,8 @@ def _run_live(args: argparse.Namespace) -> int:
         scheduler_name=args.scheduler_name, host=args.host, port=args.port, prefix=args.prefix,
         webhook_host=args.webhook_host, webhook_port=args.webhook_port, tls_cert=args.tls_cert or "",
         tls_key=args.tls_key or "", share_runtime_class=args.share_runtime_class,
-        staleness=timedelta(seconds=args.agent_staleness), lease=lease, identity=identity)
+        staleness=timedelta(seconds=args.agent_staleness), lease=lease, identity=identity,
+        decide_in_filter=args.decide_in_filter)
     extender = KubeExtender(KubeClient(configuration), settings=settings, engine_settings=settings_from(args))
     try:
         asyncio.run(extender.serve_forever())

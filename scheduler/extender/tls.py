@@ -37,10 +37,11 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
 
 
 def _load(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    for path in (cert_file, key_file):
+        if not os.path.isfile(path):
+            raise TlsError(f"{path}: no such file")
     try:
         context.load_cert_chain(cert_file, key_file)
-    except FileNotFoundError as e:
-        raise TlsError(f"{e.filename}: no such file") from None
     except (ssl.SSLError, OSError) as e:
         raise TlsError(f"cannot load the certificate {cert_file} with key {key_file}: {e}") from None
 

@@ -58,6 +58,7 @@ class KubeServeSettings:
     """None: no election; this replica never evicts."""
     reclaim_interval_s: float = 10.0
     identity: str = "gpusched"
+    decide_in_filter: bool = False
     sync: SyncSettings = field(default_factory=SyncSettings)
     binder: BinderSettings = field(default_factory=BinderSettings)
 
@@ -74,7 +75,8 @@ class KubeExtender:
         self.engine = Engine(settings=engine_settings)
         self.events = EventRecorder(client, instance=settings.identity, clock=clock)
         self.binder = KubeBinder(client, events=self.events, settings=settings.binder)
-        self.service = ExtenderService(self.engine, binder=self.binder, ready=False)
+        self.service = ExtenderService(self.engine, binder=self.binder, ready=False,
+                                       decide_in_filter=settings.decide_in_filter)
         self.cache = ClusterCache(self.engine, clock=clock, settings=CacheSettings(
             scheduler_name=settings.scheduler_name, staleness=settings.staleness))
         self.sync = KubeSync(client, self.cache, settings=settings.sync)
