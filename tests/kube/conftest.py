@@ -23,6 +23,7 @@ from tests.fakes.kubeapi import KubeApiFake
 
 @pytest.fixture
 def kube_api() -> Iterator[KubeApiFake]:
+    """The shared fake, with quick bookmarks and the tests' namespace `ml` already there."""
     with KubeApiFake(bookmark_interval=0.5) as fake:
         fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}})
         yield fake
