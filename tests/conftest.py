@@ -1,4 +1,4 @@
-"""Shared pytest configuration. Area-specific fixtures live in each tests/<area>/conftest.py.
+"""Shared pytest configuration and fixtures. Area-specific fixtures live in tests/<area>/conftest.py.
 
 `kube_api`: the fake Kubernetes API server (tests/fakes/kubeapi), started per test.
 """
