@@ -72,6 +72,8 @@ class ExtenderService:
         self.ready = ready
         self.extra_state: list = []
         """Callables adding sections to /state (gangs, teams, sync status)."""
+        self.on_bind_refused: list = []
+        """Callables (BindingArgs, reason) told of binds the engine refused (Kubernetes events)."""
 
     # ------------------------------------------------------------------ verbs
     def filter(self, args: wire.ExtenderArgs) -> bytes:
@@ -108,6 +110,8 @@ class ExtenderService:
                 alloc = self.engine.bind(args.pod_uid, args.pod_namespace, args.pod_name, args.node)
             except BindRejected as e:
                 self.metrics.bind_failures.labels("rejected").inc()
+                for hook in self.on_bind_refused:
+                    hook(args, str(e))
                 return wire.encode_binding_result(str(e))
             try:
                 await self.binder.commit(alloc)
