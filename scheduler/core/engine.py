@@ -25,6 +25,7 @@ import numpy as np
 
 from scheduler.core import filters
 from scheduler.core.allocation import Allocation
+from scheduler.core.candidates import Candidates, resolve
 from scheduler.core.contract import MILLI_PER_GPU
 from scheduler.core.gangs import GangSettings
 from scheduler.core.gatekeeper import Gatekeeper, PlanTools
@@ -99,6 +100,8 @@ class Engine:
         self._context = PolicyContext(rng=np.random.default_rng(self.settings.seed))
         self._model_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._sequence = 0
+        self._last_candidates: tuple[int, Candidates] | None = None
+        self._last_fit: tuple | None = None
         self.gates = Gatekeeper(self, PlanTools(self._models, self.policy_of, self._ctx, self._allocation),
                                 clock=clock, quotas=quotas, gangs=self.settings.gangs)
 
@@ -167,43 +170,56 @@ class Engine:
         if gate:
             self.gates.after_filter(pod, False)
             return FilterAnswer(passed=[], unresolvable=dict.fromkeys(names, gate))
-        rows, unknown = self.state.rows_of(names)
-        failed: dict[str, str] = {}
-        unresolvable: dict[str, str] = {n: Reason.UNKNOWN_NODE.message for n in (names[i] for i in unknown)}
-        known = np.flatnonzero(rows >= 0) if unknown else np.arange(len(names))
-        fit = filters.fit(self.state, pod, rows[known], self._models(pod))
+        cands = self._candidates(names)
+        fit = filters.fit(self.state, pod, cands.index, self._models(pod))
         codes = fit.codes
-        passed_idx = known[codes == 0]
-        passed = [names[i] for i in passed_idx]
-        for i in np.flatnonzero(codes):
-            reason = Reason(int(codes[i]))
-            name = names[known[i]]
-            if reason.unresolvable:
-                unresolvable[name] = self._message(reason, fit.rows[i])
+        failed: dict[str, str] = {}
+        unresolvable = dict.fromkeys((names[i] for i in cands.unknown), Reason.UNKNOWN_NODE.message)
+        for code in np.unique(codes[codes != 0]).tolist():
+            reason = Reason(code)
+            where = np.flatnonzero(codes == code)
+            target = unresolvable if reason.unresolvable else failed
+            if reason is Reason.NODE_UNAVAILABLE:  # each node has its own reason
+                for i in where.tolist():
+                    target[cands.labels[i]] = self._message(reason, int(fit.rows[i]))
             else:
-                failed[name] = reason.message
-        passed = self.gates.refine(pod, passed, unresolvable)
+                target.update(dict.fromkeys(cands.labels[where].tolist(), reason.message))
+        ok = np.flatnonzero(codes == 0)
+        ok = ok[np.argsort(cands.position[ok], kind="stable")]  # back to the caller's order
+        passed = cands.labels[ok].tolist()
+        kept = self.gates.refine(pod, passed, unresolvable)  # quotas in A100-equivalents: per node
+        if len(kept) < len(passed):
+            passed, ok = kept, ok[np.isin(cands.labels[ok], kept)]
         self.gates.after_filter(pod, bool(passed))
+        self._last_fit = (pod.uid, self.state.generation, passed, fit.rows[ok], fit.slot_fit[ok])
         return FilterAnswer(passed, failed, unresolvable)
 
     def scores(self, pod: PodRequest, names: Sequence[str]) -> list[tuple[str, float | None]]:
         """The pod's policy score for each name, None where the pod does not fit (now)."""
+        values = self.score_array(pod, names)
+        return [(n, None if v != v else v) for n, v in zip(names, values.tolist(), strict=True)]
+
+    def score_array(self, pod: PodRequest, names: Sequence[str]) -> np.ndarray:
+        """float64 [len(names)]: the pod's policy score per name, NaN where it does not fit now."""
         self.observe(pod)
+        out = np.full(len(names), np.nan)
         planned = self.gates.planned_node(pod)
         if planned is not None:  # a reserved gang member fits its planned node only
-            return [(n, 1.0 if n == planned else None) for n in names]
-        out: list[tuple[str, float | None]] = [(n, None) for n in names]
+            out[[i for i, n in enumerate(names) if n == planned]] = 1.0
+            return out
         if self.pod_gate(pod):
             return out
-        rows, unknown = self.state.rows_of(names)
-        known = np.flatnonzero(rows >= 0) if unknown else np.arange(len(names))
-        fit = filters.fit(self.state, pod, rows[known], self._models(pod))
-        ok = fit.fits
-        if not ok.any():
-            return out
-        values = self.policy_of(pod).score(self.state, pod, fit.rows[ok], fit.slot_fit[ok], self._ctx())
-        for i, value in zip(known[ok].tolist(), values.tolist(), strict=True):
-            out[i] = (names[i], value)
+        last = self._last_fit
+        if (last is not None and last[0] == pod.uid and last[1] == self.state.generation
+                and last[2] == names):  # prioritize right after filter: the same fitting nodes
+            position, rows, slot_fit = np.arange(len(names)), last[3], last[4]
+        else:
+            cands = self._candidates(names)
+            fit = filters.fit(self.state, pod, cands.index, self._models(pod))
+            ok = fit.fits
+            position, rows, slot_fit = cands.position[ok], fit.rows[ok], fit.slot_fit[ok]
+        if len(rows):
+            out[position] = self.policy_of(pod).score(self.state, pod, rows, slot_fit, self._ctx())
         return out
 
     def bind(self, uid: str, namespace: str, name: str, node: str) -> Allocation:
@@ -399,6 +415,15 @@ class Engine:
         return self._context
 
     # ----------------------------------------------------------------- helpers
+    def _candidates(self, names: Sequence[str]) -> Candidates:
+        """`names` resolved to rows; the last resolution is kept while the node set is unchanged."""
+        last = self._last_candidates
+        if last is not None and last[0] == self.state.structure_version and last[1].names == names:
+            return last[1]
+        cands = resolve(self.state, names)
+        self._last_candidates = (self.state.structure_version, cands)
+        return cands
+
     def _models(self, pod: PodRequest) -> np.ndarray:
         key = (pod.models, self.state.structure_version)
         mask = self._model_masks.get(key)

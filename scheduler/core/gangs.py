@@ -20,8 +20,7 @@ members leave a reservation only by being bound (or by the whole reservation end
 
 from __future__ import annotations
 
-import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -31,6 +30,8 @@ import numpy as np
 from scheduler.core.allocation import Allocation
 from scheduler.core.gang_planning import Topology, member_order
 from scheduler.core.request import DEFAULT_GANG_TIMEOUT_S, PodRequest
+
+_INTERNED = 64
 
 
 class Phase(Enum):
@@ -146,7 +147,8 @@ class GangBook:
         self._sizes: dict[GangKey, int] = {}
         """Sizes recorded with a reservation or learned from members, kept while the gang lives."""
         self._candidates: dict[str, np.ndarray] = {}
-        self._interned: weakref.WeakValueDictionary[bytes, np.ndarray] = weakref.WeakValueDictionary()
+        self._interned: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        """Distinct candidate lists, shared by the members that report the same one (most recent kept)."""
         self.history: deque[Ended] = deque(maxlen=self.settings.history)
         self._next_id = 0
 
@@ -362,4 +364,8 @@ class GangBook:
             known = np.array(rows, np.int64)
             known.setflags(write=False)
             self._interned[key] = known
+            while len(self._interned) > _INTERNED:
+                self._interned.popitem(last=False)  # members keep their arrays; only sharing is lost
+        else:
+            self._interned.move_to_end(key)
         return known

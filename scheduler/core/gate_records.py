@@ -12,7 +12,6 @@ Kinds: pod, forget, size, problem, reserve, rekey, close, broken.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -137,7 +136,7 @@ def fold(records: Iterable[Mapping[str, Any]]) -> Folded:
             out.sizes[gang_of(record)] = int(record["size"])
         elif kind == "reserve":
             gang = gang_of(record)
-            out.reservations[gang] = copy.deepcopy(dict(record))
+            out.reservations[gang] = {**record, "members": [dict(m) for m in record["members"]]}
             out.sizes[gang] = int(record["size"])
             out.broken.pop(gang, None)
             out.problems.pop(gang, None)

@@ -91,7 +91,7 @@ class Gatekeeper:
         self.gangs.set_pod_group(namespace, name, min_member)
 
     # --------------------------------------------------------------------- time
-    def now(self) -> float:
+    def current_time(self) -> float:
         if self._clock is not None:
             self._now = max(self._now, float(self._clock()))
         return self._now
@@ -100,7 +100,7 @@ class Gatekeeper:
         """Release every reservation whose deadline is at or before `now` (default: the clock)."""
         if now is not None:
             self._now = max(self._now, float(now))
-        at = self.now()
+        at = self.current_time()
         ended = []
         for gang in self.gangs.due(at):
             r = gang.reservation
@@ -261,7 +261,7 @@ class Gatekeeper:
             return False
         self.gangs.unbound(alloc)
         self.quotas.unsettle(alloc.uid)
-        at = self.now()
+        at = self.current_time()
         reservation = self.gangs.open(gang, {alloc.uid: pending}, at=at,
                                       deadline=at + self.gangs.timeout_of(gang), nodes=(alloc.node,))
         self.journal.reserve(reservation)
@@ -357,7 +357,7 @@ class Gatekeeper:
             return
         for uid, alloc in members_held.items():
             self.quotas.charge(uid, alloc.team, charges[uid], reserved=True)
-        at = self.now()
+        at = self.current_time()
         reservation = self.gangs.open(gang, members_held, at=at, deadline=at + self.gangs.timeout_of(gang),
                                       nodes=plan.nodes, zones=plan.zones, racks=plan.racks)
         self.stats["reserved"] += 1
@@ -375,7 +375,7 @@ class Gatekeeper:
 
     def _close(self, gang: Gang, outcome: Outcome, reason: str, *, keep: set[str] = frozenset()) -> Ended:
         """End a reservation: release what it still holds (except `keep`, already gone from the books)."""
-        reservation = self.gangs.close(gang, outcome, reason, at=self.now())
+        reservation = self.gangs.close(gang, outcome, reason, at=self.current_time())
         assert reservation is not None
         for uid, alloc in reservation.members.items():
             row = self.state.index.get(alloc.node)

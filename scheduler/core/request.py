@@ -125,7 +125,7 @@ def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
         raise InvalidRequest(
             f"asks for whole GPUs ({c.GPU_RESOURCE}: {gpus}) and a share ({c.MILLI_RESOURCE}: {milli}) at once; "
             "ask for one or the other")
-    if milli and not 1 <= milli <= 999:
+    if c.MILLI_RESOURCE in totals and not 1 <= milli <= 999:
         hint = f" (for a whole GPU use {c.GPU_RESOURCE}: 1)" if milli == 1000 else ""
         raise InvalidRequest(f"{c.MILLI_RESOURCE} must be between 1 and 999, got {milli}{hint}")
     if gpu_memory < 0:

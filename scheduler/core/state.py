@@ -25,6 +25,12 @@ from scheduler.core.model import Node, Sharing
 _INITIAL_ROWS = 16
 
 
+def slot_width(gpus: int) -> int:
+    """Slots per row: the most GPUs on a node, rounded up to a multiple of 8 so a row of booleans
+    is a whole number of 64-bit words (per-node counts become popcounts; see `filters`)."""
+    return max(8, -(-gpus // 8) * 8)
+
+
 class CapacityError(RuntimeError):
     """An allocation that does not fit the books (a bug in the caller, never a verdict)."""
 
@@ -47,13 +53,16 @@ class ClusterState:
         nodes = list(nodes)
         self.models: list[str] = []
         self._model_ids: dict[str, int] = {}
+        self._layouts: dict[tuple, int] = {}
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.specs: list[Node | None] = []
-        self.slots = max((len(n.gpus) for n in nodes), default=1) or 1
+        self.slots = slot_width(max((len(n.gpus) for n in nodes), default=0))
         self._alloc_rows(max(_INITIAL_ROWS, len(nodes)), self.slots)
         self.size = 0
         self.structure_version = 0
+        self.generation = 0
+        """Bumped by every change to the books, so a caller can tell whether anything moved."""
         for node in nodes:
             self.add_node(node)
 
@@ -66,6 +75,8 @@ class ClusterState:
         self.gpu_count = np.zeros(rows, np.int32)
         self.unavailable = np.zeros(rows, bool)
         self.version = np.zeros(rows, np.int64)
+        self.layout = np.zeros(rows, np.int64)
+        """Nodes whose GPUs are alike (model, memory, sharing, health, MIG, NVLink) share a layout id."""
         shape = (rows, slots)
         self.present = np.zeros(shape, bool)
         self.healthy = np.zeros(shape, bool)
@@ -78,7 +89,7 @@ class ClusterState:
         self.sharing = np.zeros(shape, np.int8)
         self.nvlink = np.zeros(shape, np.uint64)
 
-    _NODE_ARRAYS = ("cpu_total", "cpu_free", "mem_total", "mem_free", "gpu_count", "unavailable", "version")
+    _NODE_ARRAYS = ("cpu_total", "cpu_free", "mem_total", "mem_free", "gpu_count", "unavailable", "version", "layout")
     _GPU_ARRAYS = ("present", "healthy", "mig", "usable", "model_id", "gpu_memory", "free_milli",
                    "free_memory", "sharing", "nvlink")
 
@@ -110,7 +121,7 @@ class ClusterState:
             raise ValueError(f"node {node.name} already present")
         if self.size == self.rows or len(node.gpus) > self.slots:
             self._grow(max(self.rows * 2 if self.size == self.rows else self.rows, _INITIAL_ROWS),
-                       max(self.slots, len(node.gpus)))
+                       max(self.slots, slot_width(len(node.gpus))))
         row = self.size
         self.size += 1
         self.names.append(node.name)
@@ -123,7 +134,7 @@ class ClusterState:
     def replace_node(self, row: int, node: Node) -> None:
         """Rewrite a node's capacity with everything free; the caller re-applies its grants."""
         if len(node.gpus) > self.slots:
-            self._grow(self.rows, len(node.gpus))
+            self._grow(self.rows, slot_width(len(node.gpus)))
         old = self.specs[row]
         if old is not None and old.name != node.name:
             raise ValueError(f"row {row} holds {old.name}, not {node.name}")
@@ -138,7 +149,7 @@ class ClusterState:
         self.specs[row] = None
         self.names[row] = ""
         self._clear_row(row)
-        self.version[row] += 1
+        self._touch(row)
         self.structure_version += 1
 
     def _clear_row(self, row: int) -> None:
@@ -169,12 +180,19 @@ class ClusterState:
                 if 0 <= peer < len(node.gpus) and peer != slot:
                     mask |= 1 << peer
             self.nvlink[row, slot] = mask
+        self.layout[row] = self._layouts.setdefault(
+            tuple((g.model, g.memory_mib, int(g.sharing), g.healthy, g.mig_enabled, g.nvlink_peers) for g in node.gpus),
+            len(self._layouts) + 1)
+        self._touch(row)
+
+    def _touch(self, row: int) -> None:
         self.version[row] += 1
+        self.generation += 1
 
     def set_unavailable(self, row: int, unavailable: bool) -> None:
         if self.unavailable[row] != unavailable:
             self.unavailable[row] = unavailable
-            self.version[row] += 1
+            self._touch(row)
 
     # --------------------------------------------------------------- the books
     def check(self, row: int, grant: Grant) -> str:
@@ -226,7 +244,7 @@ class ClusterState:
             if 0 <= slot < self.slots:
                 self.free_milli[row, slot] = max(0, self.free_milli[row, slot] - grant.milli)
                 self.free_memory[row, slot] = max(0, self.free_memory[row, slot] - memory)
-        self.version[row] += 1
+        self._touch(row)
         return problem
 
     def _add(self, row: int, grant: Grant, sign: int) -> None:
@@ -236,7 +254,7 @@ class ClusterState:
             if 0 <= slot < self.slots:
                 self.free_milli[row, slot] += sign * grant.milli
                 self.free_memory[row, slot] += sign * memory
-        self.version[row] += 1
+        self._touch(row)
 
     # ------------------------------------------------------------------- views
     def rows_of(self, names: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -265,6 +283,7 @@ class ClusterState:
             setattr(other, name, getattr(self, name).copy())
         other.models = list(self.models)
         other._model_ids = dict(self._model_ids)
+        other._layouts = dict(self._layouts)
         other.names = list(self.names)
         other.index = dict(self.index)
         other.specs = list(self.specs)

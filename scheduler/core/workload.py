@@ -78,13 +78,21 @@ def _sort_key(t: TaskType) -> tuple:
 
 
 class WorkloadMix:
-    """Counts observed pod shapes; `snapshot` publishes M, re-using it until `refresh_every` more arrive."""
+    """Counts observed pod shapes; `snapshot` publishes M.
 
-    def __init__(self, *, coverage: float = 0.95, step: int = 1, refresh_every: int = 64) -> None:
+    A new M is published only when it has moved: every `refresh_every` newly observed pods the
+    candidate M is compared with the published one, and replaces it when their frequencies differ
+    by more than `drift` in total variation distance. A steady workload keeps one M (and warm
+    score caches); a shifting one is followed within `refresh_every` pods.
+    """
+
+    def __init__(self, *, coverage: float = 0.95, step: int = 1, refresh_every: int = 64,
+                 drift: float = 0.02) -> None:
         self._counts: Counter[TaskType] = Counter()
         self._coverage = coverage
         self._step = step
         self._refresh_every = refresh_every
+        self._drift = drift
         self._since_snapshot = 0
         self._snapshot: Workload | None = None
         self._generation = 0
@@ -104,8 +112,17 @@ class WorkloadMix:
         if not self._counts:
             return None
         if self._snapshot is None or self._since_snapshot >= self._refresh_every:
-            self._generation += 1
-            self._snapshot = Workload.of(self._counts, coverage=self._coverage, step=self._step,
-                                         generation=self._generation)
+            candidate = Workload.of(self._counts, coverage=self._coverage, step=self._step,
+                                    generation=self._generation + 1)
+            if self._snapshot is None or distance(candidate, self._snapshot) > self._drift:
+                self._generation += 1
+                self._snapshot = candidate
             self._since_snapshot = 0
         return self._snapshot
+
+
+def distance(a: Workload, b: Workload) -> float:
+    """Total variation distance between the frequencies of two workloads (0 same, 1 disjoint)."""
+    fa = dict(zip(a.types, (a.weights / a.total).tolist(), strict=True))
+    fb = dict(zip(b.types, (b.weights / b.total).tolist(), strict=True))
+    return 0.5 * sum(abs(fa.get(t, 0.0) - fb.get(t, 0.0)) for t in fa.keys() | fb.keys())

@@ -21,18 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None,
-                    journal: StateJournal | None = None, gates: GatesConfig | None = None,
-                    clock: Callable[[], float] = time.time) -> ExtenderService:
+                    journal: StateJournal | None = None, decide_in_filter: bool = False,
+                    gates: GatesConfig | None = None, clock: Callable[[], float] = time.time) -> ExtenderService:
     """An extender over a static cluster: the file's running pods, then the journal's record.
 
     `gates` configures teams and gangs; `clock` times gang reservations (wall time by default, so
     deadlines recorded in the state file stay meaningful across restarts).
     """
     gates = gates or GatesConfig()
-    if settings is not None:
-        settings = replace(settings, gangs=gates.gangs)
-    engine = Engine(spec.nodes, settings=settings or EngineSettings(gangs=gates.gangs), clock=clock,
-                    quotas=gates.quotas)
+    settings = replace(settings or EngineSettings(), gangs=gates.gangs)
+    engine = Engine(spec.nodes, settings=settings, clock=clock, quotas=gates.quotas)
     for group in gates.pod_groups:
         engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
     for alloc in spec.pods:
@@ -44,7 +42,7 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
             log.warning("restored a gang reservation with a discrepancy: %s", problem)
         journal.open(sorted(engine.allocations.values(), key=lambda a: a.sequence), engine.gates.snapshot_records())
         engine.gates.journal.enabled = True
-    service = ExtenderService(engine, binder=MemoryBinder(journal))
+    service = ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
     if journal is not None:
         service.record_sink = journal.noted
     return service

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
+
+import numpy as np
 
 from scheduler.core.allocation import Allocation
 from scheduler.core.engine import BindRejected, Engine
@@ -62,14 +65,21 @@ class MemoryBinder:
 
 
 class ExtenderService:
-    def __init__(self, engine: Engine, *, binder: Binder | None = None, ready: bool = True) -> None:
+    def __init__(self, engine: Engine, *, binder: Binder | None = None, ready: bool = True,
+                 decide_in_filter: bool = False) -> None:
         self.engine = engine
+        self.decide_in_filter = decide_in_filter
+        """Answer filter with the single best node, so kube-scheduler skips prioritize (the HAMi
+        pattern): half the round trips, and our policy decides alone. Fitting nodes not chosen are
+        left out of the answer without a reason, as the protocol allows."""
         self.binder = binder or MemoryBinder()
         self.metrics = ExtenderMetrics(lambda: self.engine)
         self.bind_lock = asyncio.Lock()
         self.ready = ready
         self.extra_state: list = []
         """Callables adding sections to /state (gangs, teams, sync status)."""
+        self.on_bind_refused: list = []
+        """Callables (BindingArgs, reason) told of binds the engine refused (Kubernetes events)."""
         self.extra_state.append(lambda: gates_view(self.engine.gates))
         self.record_sink: Callable[[list[dict]], None] | None = None
         """Where gang and quota records go (the state journal); None: nowhere."""
@@ -88,7 +98,12 @@ class ExtenderService:
         self._flush_records()
         self._count_rejections(answer.failed)
         self._count_rejections(answer.unresolvable)
-        return wire.encode_filter_result(passed=answer.passed, failed=answer.failed, unresolvable=answer.unresolvable,
+        passed = answer.passed
+        if self.decide_in_filter and len(passed) > 1:
+            scores = self.engine.score_array(pod, passed)
+            best = np.flatnonzero(scores == np.nanmax(scores))
+            passed = [min(passed[i] for i in best.tolist())]  # ties: the first name, deterministically
+        return wire.encode_filter_result(passed=passed, failed=answer.failed, unresolvable=answer.unresolvable,
                                          nodes=args.nodes)
 
     def prioritize(self, args: wire.ExtenderArgs) -> bytes:
@@ -97,7 +112,7 @@ class ExtenderService:
             pod = parse_pod(args.pod)
         except InvalidRequest:
             return wire.encode_host_priorities([(n, 0) for n in names])
-        return wire.encode_host_priorities(wire.scale_scores(self.engine.scores(pod, names)))
+        return wire.encode_scaled(names, wire.scale_array(self.engine.score_array(pod, names)))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
         try:
@@ -112,6 +127,8 @@ class ExtenderService:
                 alloc = self.engine.bind(args.pod_uid, args.pod_namespace, args.pod_name, args.node)
             except BindRejected as e:
                 self.metrics.bind_failures.labels("rejected").inc()
+                for hook in self.on_bind_refused:
+                    hook(args, str(e))
                 return wire.encode_binding_result(str(e))
             try:
                 await self.binder.commit(alloc)
@@ -171,9 +188,6 @@ class ExtenderService:
     def _count_rejections(self, reasons: dict[str, str]) -> None:
         if not reasons:
             return
-        counts: dict[str, int] = {}
-        for message in reasons.values():
+        for message, n in Counter(reasons.values()).items():
             label = _REASON_NAMES.get(message) or _GATE_LABELS.get(message.split(" ", 1)[0], "other")
-            counts[label] = counts.get(label, 0) + 1
-        for label, n in counts.items():
             self.metrics.rejections.labels(label).inc(n)

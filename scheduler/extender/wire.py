@@ -11,11 +11,11 @@ Rules kept (reference/extender-protocol.md §1):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 MAX_EXTENDER_PRIORITY = 10
@@ -87,7 +87,7 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
     names = fields.get("nodenames")
     nodes = fields.get("nodes")
     if names is not None:
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        if not isinstance(names, list) or not set(map(type, names)) <= {str}:
             raise WireError("'NodeNames' must be a list of strings")
         return ExtenderArgs(pod, names, None)
     if nodes is not None:
@@ -166,6 +166,10 @@ def encode_host_priorities(scores: Sequence[tuple[str, int]]) -> bytes:
     return orjson.dumps([{"Host": host, "Score": int(score)} for host, score in scores])
 
 
+def encode_scaled(hosts: Sequence[str], scores: np.ndarray) -> bytes:
+    return orjson.dumps([{"Host": host, "Score": score} for host, score in zip(hosts, scores.tolist(), strict=True)])
+
+
 def encode_binding_result(error: str = "") -> bytes:
     return orjson.dumps({"Error": error})
 
@@ -177,27 +181,29 @@ def encode_preemption_result(victims: Mapping[str, Sequence[str]], pdb: Mapping[
 
 
 def scale_scores(raw: Sequence[tuple[str, float | None]]) -> list[tuple[str, int]]:
+    """`scale_array` for (host, score or None) pairs."""
+    values = np.array([np.nan if v is None else v for _, v in raw], dtype=np.float64)
+    return list(zip([host for host, _ in raw], scale_array(values).tolist(), strict=True))
+
+
+def scale_array(values: np.ndarray) -> np.ndarray:
     """Policy scores to the extender range 0..10, the only place this happens.
 
     The best nodes (ties included) get 10; the others spread linearly over 0..9 by their score,
     so kube-scheduler's argmax over our scores is exactly our argmax even where several of our
-    scores would round to the same tenth. A node that no longer fits gets 0.
+    scores would round to the same tenth. A node that does not fit (NaN) gets 0.
     """
-    values = [v for _, v in raw if v is not None and math.isfinite(v)]
-    if not values:
-        return [(host, 0) for host, _ in raw]
-    top = max(values)
-    rest = [v for v in values if v < top]
-    low = min(rest) if rest else top
-    span = (max(rest) - low) if rest else 0.0
-    out = []
-    for host, v in raw:
-        if v is None or not math.isfinite(v):
-            out.append((host, 0))
-        elif v == top:
-            out.append((host, MAX_EXTENDER_PRIORITY))
-        elif span <= 0:
-            out.append((host, MAX_EXTENDER_PRIORITY - 1))
-        else:
-            out.append((host, int((v - low) / span * (MAX_EXTENDER_PRIORITY - 1))))
-    return out
+    scaled = np.zeros(len(values), np.int64)
+    valid = np.isfinite(values)
+    if valid.any():
+        top = values[valid].max()
+        best = valid & (values == top)
+        rest = valid & ~best
+        scaled[best] = MAX_EXTENDER_PRIORITY
+        if rest.any():
+            low, high = values[rest].min(), values[rest].max()
+            if high > low:
+                scaled[rest] = ((values[rest] - low) / (high - low) * (MAX_EXTENDER_PRIORITY - 1)).astype(np.int64)
+            else:
+                scaled[rest] = MAX_EXTENDER_PRIORITY - 1
+    return scaled

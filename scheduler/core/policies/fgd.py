@@ -24,6 +24,7 @@ import numpy as np
 
 from scheduler.core import fragmentation as frag
 from scheduler.core import gpu_pick
+from scheduler.core.grouping import group_rows
 from scheduler.core.policies.base import Policy, PolicyContext
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
@@ -94,7 +95,8 @@ def _cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np
             ctx: PolicyContext) -> tuple[np.ndarray, np.ndarray]:
     workload = ctx.workload or Workload.of_pods([pod])
     memos = ctx.memo.setdefault("fgd", {})
-    key = pod.shape
+    # What the score depends on: pod memory only filters, it never changes a fitting node's score.
+    key = (pod.cpu_milli, pod.gpus, pod.gpu_milli, pod.gpu_memory_mib, pod.models, pod.sharing)
     memo = memos.get(key)
     if (memo is None or memo.workload is not workload or memo.structure != state.structure_version
             or len(memo.version) != state.rows):
@@ -108,8 +110,13 @@ def _cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np
     if stale.any():
         idx = np.flatnonzero(stale)
         sub = rows[idx]
-        s, g = score_rows(state, pod, sub, slot_fit[idx], memo.tasks)
-        memo.score[sub], memo.slot[sub], memo.version[sub] = s, g, state.version[sub]
+        fits = slot_fit[idx]
+        # Nodes alike in layout, free CPU, free shares and candidate GPUs score alike: compute once each.
+        key = np.column_stack([state.layout[sub], state.cpu_free[sub], frag.free_share(state, sub),
+                               fits.astype(np.int64) @ (1 << np.arange(fits.shape[1], dtype=np.int64))])
+        first, inverse = group_rows(key)
+        s, g = score_rows(state, pod, sub[first], fits[first], memo.tasks)
+        memo.score[sub], memo.slot[sub], memo.version[sub] = s[inverse], g[inverse], state.version[sub]
     return memo.score[rows], memo.slot[rows]
 
 

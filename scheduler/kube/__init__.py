@@ -1,0 +1,1 @@
+"""Kubernetes adapter: list+watch, binder, events, reclaimer (placeholder until the kube branch lands)."""
