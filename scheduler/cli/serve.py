@@ -141,7 +141,12 @@ def _run_live(args: argparse.Namespace) -> int:
         tls_key=args.tls_key or "", share_runtime_class=args.share_runtime_class,
         staleness=timedelta(seconds=args.agent_staleness), lease=lease, identity=identity,
         decide_in_filter=args.decide_in_filter)
-    extender = KubeExtender(KubeClient(configuration), settings=settings, engine_settings=settings_from(args))
+    try:
+        gates = load_config(args.config) if args.config else GatesConfig()
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    extender = KubeExtender(KubeClient(configuration), settings=settings, engine_settings=settings_from(args),
+                            gates=gates)
     try:
         asyncio.run(extender.serve_forever())
     except OSError as e:

@@ -279,8 +279,11 @@ class Engine:
         self._record(alloc)
         return alloc
 
-    def release(self, uid: str) -> Allocation | None:
-        """A pod left (finished, deleted, evicted): give its capacity back."""
+    def release(self, uid: str, *, leaving: bool = True) -> Allocation | None:
+        """A pod left (finished, deleted, evicted): give its capacity back.
+
+        `leaving=False`: the record is about to be replaced (restore), so gangs do not count it gone.
+        """
         self._pending.pop(uid, None)
         alloc = self.allocations.pop(uid, None)
         if alloc is None:
@@ -290,7 +293,10 @@ class Engine:
         row = self.state.index.get(alloc.node)
         if row is not None:
             self.state.release(row, alloc.grant)
-        self.gates.on_released(alloc)
+        if leaving:
+            self.gates.on_released(alloc)
+        else:
+            self.gates.on_replaced(alloc)
         return alloc
 
     def unbind(self, uid: str) -> None:
@@ -313,7 +319,7 @@ class Engine:
         disagree. Returns "" or what did not fit, for the caller to report.
         """
         if alloc.uid in self.allocations:
-            self.release(alloc.uid)
+            self.release(alloc.uid, leaving=False)
         row = self.state.index.get(alloc.node)
         problem = "node unknown" if row is None else ""
         if row is not None:

@@ -227,6 +227,10 @@ class Gatekeeper:
             self._close(gang, Outcome.INVALIDATED, f"bound member {alloc.key} left before the gang was complete")
         self._tidy(gang)
 
+    def on_replaced(self, alloc: Allocation) -> None:
+        """A bound pod's record is being replaced (restored afresh): uncharge it, it stays bound."""
+        self.quotas.uncharge(alloc.uid)
+
     def on_forgotten(self, uid: str) -> None:
         """A pod that was pending (never bound) left."""
         if self.waiting_for_reclaim.pop(uid, None) is not None:

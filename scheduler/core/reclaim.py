@@ -12,11 +12,12 @@ The rules, in the order they apply:
      or not at all.
   3. A unit is a candidate only if it belongs to another team, every pod in it is marked
      borrowed, and it lies wholly beyond its team's guarantee: with the team's units ordered
-     oldest first (bind sequence, then UID), the units before it already use the whole
+     oldest first (`Unit.age`), the units before it already use the whole
      guarantee. Any set of candidates can then go without pushing a team below its guarantee,
      so a pod within its team's guarantee is never a victim.
   4. Candidates are taken in this order: the team furthest above its weighted fair share first
-     (`quotas.Standing.distance`), then the newest unit first, then UID.
+     (`quotas.Standing.distance`), then the newest unit first (bind sequence, then creation
+     time for records restored from the cluster, then UID).
   5. A single pod: on each node holding candidates, take that node's candidates in order until
      the pod fits there, then reprieve every victim it does not need (last taken first). Of
      those nodes: the fewest victim pods, then the fewest milli-units evicted, then the newest
@@ -44,11 +45,18 @@ class Unit:
     milli: int
     """Quota charge of the whole unit."""
     sequence: int
-    """Bind sequence of its first pod: its age."""
+    """Bind sequence of its first pod: its age (0 for records restored from a cluster)."""
     nodes: tuple[str, ...]
     borrowed: bool
     """Every pod in it was marked borrowed at bind."""
     gang: str = ""
+    created: str = ""
+    """Creation time (RFC 3339) of its oldest pod: the age of records restored with sequence 0."""
+
+    @property
+    def age(self) -> tuple:
+        """Older first: bind order, then creation time, then UID."""
+        return (self.sequence, self.created, self.uids)
 
     @property
     def label(self) -> str:
@@ -92,20 +100,21 @@ def units_of(allocations: Iterable[Allocation], charge_of: Callable[[str], int],
     for (namespace, gang), members in groups.items():
         units.append(_unit(sorted(members, key=lambda a: (a.sequence, a.uid)), charge_of, team_of(members[0]),
                            f"{namespace}/{gang}"))
-    return sorted(units, key=lambda u: (u.sequence, u.uids))
+    return sorted(units, key=lambda u: u.age)
 
 
 def _unit(members: Sequence[Allocation], charge_of: Callable[[str], int], team: str, gang: str) -> Unit:
     return Unit(tuple(a.uid for a in members), tuple(a.key for a in members), team,
                 sum(charge_of(a.uid) for a in members), min(a.sequence for a in members),
-                tuple(dict.fromkeys(a.node for a in members)), all(a.borrowed for a in members), gang)
+                tuple(dict.fromkeys(a.node for a in members)), all(a.borrowed for a in members), gang,
+                min(a.created for a in members))
 
 
 def beyond_guarantee(units: Sequence[Unit], guaranteed: Callable[[str], int]) -> list[Unit]:
     """Rule 3's second half: the units each team could lose and stay at or above its guarantee."""
     used: dict[str, int] = {}
     out = []
-    for unit in sorted(units, key=lambda u: (u.sequence, u.uids)):
+    for unit in sorted(units, key=lambda u: u.age):
         before = used.get(unit.team, 0)
         if before >= guaranteed(unit.team):
             out.append(unit)
@@ -125,7 +134,8 @@ def candidates(ask: ReclaimAsk, units: Sequence[Unit], standings: Mapping[str, S
         standing = standings.get(unit.team)
         return standing.distance if standing else 0.0
 
-    return sorted(eligible, key=lambda u: (-distance(u), -u.sequence, u.uids))
+    newest_first = sorted(eligible, key=lambda u: u.age, reverse=True)
+    return sorted(newest_first, key=lambda u: -distance(u))  # stable: newest first within a distance
 
 
 def select_reclaim_victims(ask: ReclaimAsk, units: Sequence[Unit], standings: Mapping[str, Standing], *,
@@ -159,8 +169,8 @@ def select_reclaim_victims(ask: ReclaimAsk, units: Sequence[Unit], standings: Ma
         taken = _take_until(here, lambda victims, node=node: fits_on(node, victims))
         if not taken:
             continue
-        rank = (sum(len(u.uids) for u in taken), sum(u.milli for u in taken),
-                sorted(-u.sequence for u in taken), node)
+        newest = sorted((u.age for u in taken), reverse=True)
+        rank = (sum(len(u.uids) for u in taken), sum(u.milli for u in taken), _Reversed(newest), node)
         if best is None or rank < best[0]:
             best = (rank, node, taken)
     if best is None:
@@ -213,3 +223,13 @@ def allowed_victims(ask: ReclaimAsk, proposed: Sequence[str], units: Sequence[Un
             continue
         out.append(uid)
     return out
+
+
+@dataclass(frozen=True)
+class _Reversed:
+    """Orders by `value` descending (the newest victims win a tie)."""
+
+    value: list
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return other.value < self.value

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from scheduler.configfile import GatesConfig
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.core.staleness import DEFAULT_STALENESS
 from scheduler.extender import wire
@@ -33,6 +35,7 @@ from scheduler.kube.binder import BinderSettings, KubeBinder
 from scheduler.kube.cache import CacheSettings, ClusterCache
 from scheduler.kube.client import KubeClient
 from scheduler.kube.events import WARNING, EventRecorder, PodRef
+from scheduler.kube.gatefeed import GateFeed, victims
 from scheduler.kube.leader import LeaderElector, LeaseSettings
 from scheduler.kube.metrics import KubeMetrics
 from scheduler.kube.reclaimer import Reclaimer, Victim
@@ -69,16 +72,23 @@ class KubeExtender:
     def __init__(self, client: KubeClient, *, settings: KubeServeSettings = KubeServeSettings(),
                  engine_settings: EngineSettings | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 plan: Callable[[], Sequence[Victim]] = lambda: ()) -> None:
+                 plan: Callable[[], Sequence[Victim]] | None = None, gates: GatesConfig | None = None) -> None:
+        """`plan`: what the reclaimer evicts (default: the core's reclaim plan and broken gangs)."""
         self.client = client
         self.settings = settings
-        self.engine = Engine(settings=engine_settings)
+        gates = gates or GatesConfig()
+        self.engine = Engine(settings=replace(engine_settings or EngineSettings(), gangs=gates.gangs),
+                             clock=time.time, quotas=gates.quotas)
+        for group in gates.pod_groups:
+            self.engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
+        plan = plan or (lambda: victims(self.engine))
         self.events = EventRecorder(client, instance=settings.identity, clock=clock)
         self.binder = KubeBinder(client, events=self.events, settings=settings.binder)
         self.service = ExtenderService(self.engine, binder=self.binder, ready=False,
                                        decide_in_filter=settings.decide_in_filter)
         self.cache = ClusterCache(self.engine, clock=clock, settings=CacheSettings(
             scheduler_name=settings.scheduler_name, staleness=settings.staleness))
+        self.cache.on_change.append(GateFeed(self.engine, self.cache).changed)
         self.sync = KubeSync(client, self.cache, settings=settings.sync)
         self.elector = LeaderElector(client, settings.lease) if settings.lease else None
         self.metrics = KubeMetrics(self.service.metrics.registry, self.cache, synced=self.sync.synced.is_set,
