@@ -129,12 +129,12 @@ def _teams(value: Any) -> list[Team]:
         name = _string(entry.get("name"), f"{where}.name")
         where = f"teams[{i}] ({name})"
         guaranteed = parse_units(entry.get("guaranteed", 0), f"{where}.guaranteed")
-        limit = entry.get("max")
+        limit = None if entry.get("max") is None else parse_units(entry["max"], f"{where}.max")
+        weight = _number(entry.get("weight", 1), f"{where}.weight")
         try:
-            teams.append(Team(name, guaranteed, None if limit is None else parse_units(limit, f"{where}.max"),
-                              _number(entry.get("weight", 1), f"{where}.weight")))
+            teams.append(Team(name, guaranteed, limit, weight))
         except QuotaConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
+            raise ConfigError(f"{where}: {str(e).removeprefix(f'team {name}: ')}") from None
     names = [t.name for t in teams]
     if len(set(names)) != len(names):
         raise ConfigError(f"teams: {sorted(n for n in names if names.count(n) > 1)[0]} is listed twice")
