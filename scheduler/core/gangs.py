@@ -120,6 +120,8 @@ class Gang:
     broken: str = ""
     problem: str = ""
     """Why the last plan failed ("" when it did not, or none was tried)."""
+    attempt: tuple | None = None
+    """What the last failed plan was made from (books generation, config, members): not retried unchanged."""
 
     @property
     def declared_size(self) -> int | None:

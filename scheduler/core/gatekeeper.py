@@ -68,6 +68,8 @@ class Gatekeeper:
         self.journal = gate_records.Journal()
         self._taken: dict[str, int] = {}
         """UID -> reservation it was bound from, until the bind is committed or undone."""
+        self._config_version = 0
+        """Bumped by every change of teams, labels or PodGroups: a failed plan is retried after one."""
 
     @property
     def state(self) -> ClusterState:
@@ -75,19 +77,24 @@ class Gatekeeper:
 
     # ------------------------------------------------------------ configuration
     def set_quotas(self, config: QuotaConfig) -> None:
+        self._config_version += 1
         self.quotas.set_config(config)
 
     def set_team(self, team: Team) -> None:
         """A team derived from a namespace ResourceQuota (configured teams take precedence)."""
+        self._config_version += 1
         self.quotas.set_derived_team(team)
 
     def remove_team(self, name: str) -> None:
+        self._config_version += 1
         self.quotas.remove_derived_team(name)
 
     def set_namespace_labels(self, namespace: str, labels: Mapping[str, str] | None) -> None:
+        self._config_version += 1
         self.quotas.set_namespace_labels(namespace, labels)
 
     def set_pod_group(self, namespace: str, name: str, min_member: int | None) -> None:
+        self._config_version += 1
         self.gangs.set_pod_group(namespace, name, min_member)
 
     # --------------------------------------------------------------------- time
@@ -328,7 +335,14 @@ class Gatekeeper:
         if not needed or len(members) < needed:
             return
         state = self.state
-        plan = plan_gang(state, members, candidates=self.gangs.candidates(m.uid for m in members),
+        candidates = self.gangs.candidates(m.uid for m in members)
+        lists = [candidates.get(m.uid) for m in members]
+        attempt = (state.generation, self._config_version, tuple((m.uid, id(c)) for m, c in zip(members, lists, strict=True)),
+                   lists)  # the lists themselves are kept, so their ids cannot be reused meanwhile
+        if gang.attempt is not None and gang.attempt[:3] == attempt[:3]:
+            return  # nothing changed since this very plan failed: every member's filter would redo it
+        gang.attempt = attempt
+        plan = plan_gang(state, members, candidates=candidates,
                          models_of=self.tools.models_of, policy_of=self.tools.policy_of,
                          ctx=self.tools.context(), topology=self.gangs.settings.topology,
                          allocate=lambda p, row, slots: self.tools.allocate(p, row, slots, team=self.quotas.team_of(p)))
