@@ -13,7 +13,7 @@ Kinds: pod, forget, size, problem, reserve, rekey, close, broken.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.allocation import Allocation
@@ -46,7 +46,7 @@ class Journal:
             self._records.append(record)
 
     def pod(self, pod: PodRequest, *, reclaim: bool = False) -> None:
-        if pod.uid not in self._written:
+        if self.enabled and pod.uid not in self._written:
             self._written.add(pod.uid)
             self._add({"kind": "pod", "pod": pod_to_record(pod), "reclaim": reclaim})
 
@@ -60,7 +60,8 @@ class Journal:
         self.forget(uid)
 
     def reserve(self, reservation: Reservation) -> None:
-        self._add(reserve_record(reservation))
+        if self.enabled:  # building the record costs as much as planning: only when someone keeps it
+            self._add(reserve_record(reservation))
 
     def rekey(self, gang: GangKey, old: str, new: str) -> None:
         self._add({"kind": "rekey", "gang": _key(gang), "old": old, "new": new})
@@ -83,7 +84,19 @@ def problem_record(gang: GangKey, reason: str) -> dict[str, Any]:
 def reserve_record(r: Reservation) -> dict[str, Any]:
     return {"kind": "reserve", "gang": _key(r.gang), "id": r.id, "size": r.size, "at": r.reserved_at,
             "deadline": r.deadline, "nodes": list(r.nodes), "zones": list(r.zones), "racks": list(r.racks),
-            "members": [r.members[u].to_record() for u in sorted(r.members)]}
+            "members": [_allocation_record(r.members[u]) for u in sorted(r.members)]}
+
+
+_ALLOCATION_FIELDS = tuple(f.name for f in fields(Allocation))
+
+
+def _allocation_record(alloc: Allocation) -> dict[str, Any]:
+    """`Allocation.to_record`, without asdict's deep copies (a reservation may hold thousands)."""
+    record = {name: getattr(alloc, name) for name in _ALLOCATION_FIELDS}
+    for name in ("gpu_uuids", "slots", "gpu_memory_mib"):
+        record[name] = list(record[name])
+    record["extra"] = dict(record["extra"])
+    return record
 
 
 def close_record(e: Ended) -> dict[str, Any]:
