@@ -121,7 +121,7 @@ class Gang:
     problem: str = ""
     """Why the last plan failed ("" when it did not, or none was tried)."""
     attempt: tuple | None = None
-    """What the last failed plan was made from (books generation, config, members): not retried unchanged."""
+    """(fingerprint, candidate lists) of the last plan: books generation, config version, members."""
 
     @property
     def declared_size(self) -> int | None:
@@ -179,7 +179,7 @@ class GangBook:
             size = gang.declared_size
             if size is not None:
                 self._sizes[key] = max(size, self._sizes.get(key, 0))
-        if candidates is not None:
+        if candidates is not None and pod.uid not in gang.bound:
             self._candidates[pod.uid] = self._intern(candidates)
         return gang
 

@@ -20,19 +20,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from scheduler.core import gate_records, reclaim
+from scheduler.core import gate_records, reclaim, reservations
 from scheduler.core.allocation import Allocation
-from scheduler.core.gang_planning import plan_gang
 from scheduler.core.gangs import Ended, Gang, GangBook, GangKey, GangSettings, Outcome, Phase
 from scheduler.core.policies import POLICIES, Policy, PolicyContext
 from scheduler.core.quotas import QuotaBook, QuotaConfig, QuotaUnit, Team
 from scheduler.core.request import PodRequest
-from scheduler.core.state import CapacityError, ClusterState
+from scheduler.core.state import ClusterState
+
+WAITING_FOR_RECLAIM_LIMIT = 10_000
+"""Pods remembered as waiting for reclaim; in a cluster every pod's deletion releases it anyway."""
 
 
 class Books(Protocol):
@@ -66,9 +68,9 @@ class Gatekeeper:
         """Events since start, for metrics: reserved, complete, expired, invalidated, broken."""
         self.waiting_for_reclaim: dict[str, PodRequest] = {}
         self.journal = gate_records.Journal()
-        self._taken: dict[str, int] = {}
+        self.taken: dict[str, int] = {}
         """UID -> reservation it was bound from, until the bind is committed or undone."""
-        self._config_version = 0
+        self.config_version = 0
         """Bumped by every change of teams, labels or PodGroups: a failed plan is retried after one."""
 
     @property
@@ -77,24 +79,24 @@ class Gatekeeper:
 
     # ------------------------------------------------------------ configuration
     def set_quotas(self, config: QuotaConfig) -> None:
-        self._config_version += 1
+        self.config_version += 1
         self.quotas.set_config(config)
 
     def set_team(self, team: Team) -> None:
         """A team derived from a namespace ResourceQuota (configured teams take precedence)."""
-        self._config_version += 1
+        self.config_version += 1
         self.quotas.set_derived_team(team)
 
     def remove_team(self, name: str) -> None:
-        self._config_version += 1
+        self.config_version += 1
         self.quotas.remove_derived_team(name)
 
     def set_namespace_labels(self, namespace: str, labels: Mapping[str, str] | None) -> None:
-        self._config_version += 1
+        self.config_version += 1
         self.quotas.set_namespace_labels(namespace, labels)
 
     def set_pod_group(self, namespace: str, name: str, min_member: int | None) -> None:
-        self._config_version += 1
+        self.config_version += 1
         self.gangs.set_pod_group(namespace, name, min_member)
 
     # --------------------------------------------------------------------- time
@@ -114,7 +116,7 @@ class Gatekeeper:
             assert r is not None
             reason = (f"reservation expired after {_seconds(r.deadline - r.reserved_at)}s with "
                       f"{len(gang.bound)} of {r.size} members bound")
-            ended.append(self._close(gang, Outcome.EXPIRED, reason))
+            ended.append(reservations.close(self, gang, Outcome.EXPIRED, reason))
         return ended
 
     # ------------------------------------------------------------------- filter
@@ -123,12 +125,12 @@ class Gatekeeper:
         if pod.gang is None or (pod.policy is not None and pod.policy not in POLICIES):
             return None
         self.expire()
-        self._adopt_namesake(pod)
+        reservations.adopt_namesake(self, pod)
         rows, _ = self.state.rows_of(names)
         gang = self.gangs.observe(pod, rows[rows >= 0])
         self.journal.pod(pod)
         if self.gangs.reserved_for(pod.uid) is None and self.gangs.phase(gang) is Phase.WAITING:
-            self._try_reserve(gang)
+            reservations.reserve(self, gang)
         held = self.gangs.reserved_for(pod.uid)
         if held is not None:
             if held.node in names:
@@ -166,6 +168,8 @@ class Gatekeeper:
         if waiting and pod.uid not in self.waiting_for_reclaim:
             self.waiting_for_reclaim[pod.uid] = pod
             self.journal.pod(pod, reclaim=True)
+            while len(self.waiting_for_reclaim) > WAITING_FOR_RECLAIM_LIMIT:  # pods never released: oldest go
+                self.journal.forget(self.waiting_for_reclaim.pop(next(iter(self.waiting_for_reclaim))).uid)
         elif not waiting and self.waiting_for_reclaim.pop(pod.uid, None) is not None:
             self.journal.forget(pod.uid)
 
@@ -197,7 +201,7 @@ class Gatekeeper:
             return None, f"gang {held.namespace}/{held.gang}: {held.key} is reserved on {held.node}, not {node}"
         gang = self.gangs.gang_of(uid)
         assert gang is not None and gang.reservation is not None
-        self._taken[uid] = gang.reservation.id
+        self.taken[uid] = gang.reservation.id
         self.gangs.take(uid)
         return held, ""
 
@@ -221,18 +225,18 @@ class Gatekeeper:
         self.journal.bound(alloc.uid)
         gang = self.gangs.bound(alloc)
         if gang is not None and gang.reservation is not None and not gang.reservation.members:
-            self._close(gang, Outcome.COMPLETE, "every member bound")
+            reservations.close(self, gang, Outcome.COMPLETE, "every member bound")
 
     def on_released(self, alloc: Allocation) -> None:
         """A bound pod left the books (it ended, was deleted or evicted)."""
-        self._taken.pop(alloc.uid, None)
+        self.taken.pop(alloc.uid, None)
         self.quotas.uncharge(alloc.uid)
         gang = self.gangs.unbound(alloc)
         if gang is None:
             return
         if gang.reservation is not None:
-            self._close(gang, Outcome.INVALIDATED, f"bound member {alloc.key} left before the gang was complete")
-        self._tidy(gang)
+            reservations.close(self, gang, Outcome.INVALIDATED, f"bound member {alloc.key} left before the gang was complete")
+        reservations.tidy(self, gang)
 
     def on_replaced(self, alloc: Allocation) -> None:
         """A bound pod's record is being replaced (restored afresh): uncharge it, it stays bound."""
@@ -251,53 +255,16 @@ class Gatekeeper:
         self.journal.forget(uid)
         if reserved:
             who = pod.key if pod else uid
-            self._close(gang, Outcome.INVALIDATED, f"member {who} left before it was bound")
-        self._tidy(gang)
+            reservations.close(self, gang, Outcome.INVALIDATED, f"member {who} left before it was bound")
+        reservations.tidy(self, gang)
 
     def give_back(self, alloc: Allocation) -> bool:
-        """Undo the bind of a reserved member whose commit failed; False if it was not one.
-
-        The grant stays in the books: back in the reservation it came from, or, when that
-        reservation completed with this bind, in a new reservation for just this member.
-        """
-        reservation_id = self._taken.pop(alloc.uid, None)
-        if reservation_id is None:
-            return False
-        pending = replace(alloc, sequence=0)
-        gang = self.gangs.gang_of(alloc.uid)
-        if self.gangs.give_back(pending, reservation_id):
-            self.quotas.unsettle(alloc.uid)
-            return True
-        if gang is None or gang.reservation is not None or gang.broken:
-            return False
-        self.gangs.unbound(alloc)
-        self.quotas.unsettle(alloc.uid)
-        at = self.current_time()
-        reservation = self.gangs.open(gang, {alloc.uid: pending}, at=at,
-                                      deadline=at + self.gangs.timeout_of(gang), nodes=(alloc.node,))
-        self.journal.reserve(reservation)
-        return True
+        """Undo the bind of a reserved member whose commit failed; False if it was not one."""
+        return reservations.give_back(self, alloc)
 
     def on_node_changed(self, name: str, *, rewritten: bool) -> None:
         """A node was rewritten (its grants re-applied by the engine), taken out of service, or removed."""
-        row = self.state.index.get(name)
-        for gang in list(self.gangs):
-            reservation = gang.reservation
-            here = [a for a in reservation.members.values() if a.node == name] if reservation else []
-            if not here:
-                continue
-            spec = self.state.specs[row] if row is not None else None
-            if spec is None:
-                self._close(gang, Outcome.INVALIDATED, f"node {name} left the cluster", keep={a.uid for a in here})
-            elif spec.unavailable_reason:
-                self._close(gang, Outcome.INVALIDATED, f"node {name} became unavailable: {spec.unavailable_reason}")
-            elif rewritten:
-                lost = {a.uid for a in here if self.state.check(row, a.grant)}
-                for alloc in here:
-                    if alloc.uid not in lost:
-                        self.state.apply(row, alloc.grant)
-                if lost:
-                    self._close(gang, Outcome.INVALIDATED, f"node {name} changed under the plan", keep=lost)
+        reservations.node_changed(self, name, rewritten=rewritten)
 
     # ------------------------------------------------------------------ preempt
     def allowed_victims(self, pod: PodRequest, uids: Sequence[str]) -> list[str]:
@@ -329,103 +296,6 @@ class Gatekeeper:
         return gate_records.restore(self, records)
 
     # ---------------------------------------------------------------- internals
-    def _try_reserve(self, gang: Gang) -> None:
-        needed = self.gangs.needed(gang)
-        members = self.gangs.to_plan(gang)
-        if not needed or len(members) < needed:
-            return
-        state = self.state
-        candidates = self.gangs.candidates(m.uid for m in members)
-        lists = [candidates.get(m.uid) for m in members]
-        attempt = (state.generation, self._config_version, tuple((m.uid, id(c)) for m, c in zip(members, lists, strict=True)),
-                   lists)  # the lists themselves are kept, so their ids cannot be reused meanwhile
-        if gang.attempt is not None and gang.attempt[:3] == attempt[:3]:
-            return  # nothing changed since this very plan failed: every member's filter would redo it
-        gang.attempt = attempt
-        plan = plan_gang(state, members, candidates=candidates,
-                         models_of=self.tools.models_of, policy_of=self.tools.policy_of,
-                         ctx=self.tools.context(), topology=self.gangs.settings.topology,
-                         allocate=lambda p, row, slots: self.tools.allocate(p, row, slots, team=self.quotas.team_of(p)))
-        if isinstance(plan, str):
-            self._problem(gang, f"{needed} members do not fit together now: {plan}")
-            return
-        charges = {a.uid: self.charge_of(a) for a in plan.placements}
-        asks: Counter[str] = Counter()
-        for alloc in plan.placements:
-            asks[alloc.team] += charges[alloc.uid]
-        for team, ask in sorted(asks.items()):
-            problem = self.quotas.over_max(team, ask)
-            if problem:
-                self._problem(gang, problem)
-                return
-        running: Counter[str] = Counter()
-        members_held: dict[str, Allocation] = {}
-        for alloc in plan.placements:
-            running[alloc.team] += charges[alloc.uid]
-            members_held[alloc.uid] = replace(alloc, borrowed=self.quotas.borrows(alloc.team, running[alloc.team]))
-        applied: list[Allocation] = []
-        try:
-            for alloc in members_held.values():
-                state.apply(state.index[alloc.node], alloc.grant)
-                applied.append(alloc)
-        except CapacityError as e:  # the plan was made on a copy of these very books: a bug, never a verdict
-            for alloc in applied:
-                state.release(state.index[alloc.node], alloc.grant)
-            self._problem(gang, f"internal error holding the plan: {e}")
-            return
-        for uid, alloc in members_held.items():
-            self.quotas.charge(uid, alloc.team, charges[uid], reserved=True)
-        at = self.current_time()
-        reservation = self.gangs.open(gang, members_held, at=at, deadline=at + self.gangs.timeout_of(gang),
-                                      nodes=plan.nodes, zones=plan.zones, racks=plan.racks)
-        self.stats["reserved"] += 1
-        self.journal.reserve(reservation)
-
-    def _tidy(self, gang: Gang) -> None:
-        if gang.empty and gang.problem:
-            self.journal.problem(gang.key, "")
-        self.gangs.tidy(gang)
-
-    def _problem(self, gang: Gang, reason: str) -> None:
-        if gang.problem != reason:
-            gang.problem = reason
-            self.journal.problem(gang.key, reason)
-
-    def _close(self, gang: Gang, outcome: Outcome, reason: str, *, keep: set[str] = frozenset()) -> Ended:
-        """End a reservation: release what it still holds (except `keep`, already gone from the books)."""
-        reservation = self.gangs.close(gang, outcome, reason, at=self.current_time())
-        assert reservation is not None
-        for uid, alloc in reservation.members.items():
-            row = self.state.index.get(alloc.node)
-            if row is not None and uid not in keep:
-                self.state.release(row, alloc.grant)
-            self.quotas.uncharge(uid)
-        self.stats[outcome.value] += 1
-        ended = self.gangs.history[-1]
-        self.journal.close(ended)
-        if gang.broken:
-            self.stats["broken"] += 1
-            self.journal.broken(gang.key, gang.broken)
-        self._tidy(gang)
-        return ended
-
-    def _adopt_namesake(self, pod: PodRequest) -> None:
-        """A reserved member re-created under its name: the new pod takes its place, or the plan ends."""
-        old = self.gangs.namesake(pod)
-        if old is None:
-            return
-        gang = self.gangs.gang_of(old)
-        assert gang is not None
-        before = gang.pending.get(old)
-        if before is not None and before.shape == pod.shape and before.policy == pod.policy:
-            charge = self.quotas.uncharge(old)
-            self.gangs.rekey(old, pod)
-            if charge is not None:
-                self.quotas.charge(pod.uid, charge.team, charge.milli, reserved=True)
-            self.journal.rekey(gang.key, old, pod.uid)
-        else:
-            self._close(gang, Outcome.INVALIDATED, f"member {pod.key} was re-created with a different request")
-
     def _gang_reason(self, gang: Gang) -> str:
         phase = self.gangs.phase(gang)
         if phase is Phase.BROKEN:

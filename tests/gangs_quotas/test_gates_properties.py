@@ -251,7 +251,9 @@ async def preempt(world: World, workload, data) -> None:
         by_node.setdefault(alloc.node, []).append(alloc.uid)
     kept = world.engine.preempt(request, by_node)
     victims = [u for us in kept.values() for u in us]
-    check_victims(world, world.engine.gates.quotas.team_of(request), victims, preempt=True)
+    check_victims(world, world.engine.gates.quotas.team_of(request), victims, preempt=True,
+                  asking_within_guarantee=world.engine.gates.quotas.within_guarantee(
+                      world.engine.gates.quotas.team_of(request), world.engine.gates.ask(request)))
 
 
 ACTIONS = {"cycle": cycle, "wrong-bind": wrong_bind, "failed-commit": failed_commit, "time": time_passes,
@@ -295,7 +297,8 @@ def check_invariants(world: World) -> None:
         check_victims(world, plan.ask.team, list(plan.uids), preempt=False)
 
 
-def check_victims(world: World, asking_team: str, victims: list[str], *, preempt: bool) -> None:
+def check_victims(world: World, asking_team: str, victims: list[str], *, preempt: bool,
+                  asking_within_guarantee: bool = True) -> None:
     engine = world.engine
     gates = engine.gates
     quotas = gates.quotas
@@ -316,3 +319,5 @@ def check_victims(world: World, asking_team: str, victims: list[str], *, preempt
         assert uid in beyond, f"{alloc.key} is within its team's guarantee"
         if not preempt:
             assert alloc.team != asking_team, f"{alloc.key} would be reclaimed by its own team"
+        elif alloc.team != asking_team:
+            assert asking_within_guarantee, f"{alloc.key} taken by team {asking_team}, which is borrowing itself"
