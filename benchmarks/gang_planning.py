@@ -150,7 +150,7 @@ def run(nodes_count: int, load: int, repeat: int) -> str:
     lines += ["| call | time |", "|---|---|",
               f"| a waiting member's filter (\"k of 1024 members pending\"), median of 1,023 | "
               f"{ms(statistics.median(waiting))} |",
-              f"| the completing member's filter: plan + reserve {reserved + 1:,} members in one step | "
+              f"| the completing member's filter: plan + reserve {reserved:,} members in one step | "
               f"{ms(completing)} |",
               f"| a reserved member's filter (its planned node passes), mean of 100 | {ms(member_after)} |",
               "", "## An ordinary pod's filter while a gang is pending (300 pods of the latency mix)", "",

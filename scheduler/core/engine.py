@@ -348,9 +348,10 @@ class Engine:
         if self.pod_gate(pod):
             return {}
         out: dict[str, list[str]] = {}
+        allowed = self.gates.victim_rule(pod)  # team guarantees and whole gangs
         for node, proposed in victims.items():
             row = self.state.index.get(node)
-            uids = self.gates.allowed_victims(pod, proposed)  # team guarantees and whole gangs
+            uids = allowed(proposed)
             if row is None or not uids:
                 continue
             if self._fits_after(pod, row, ()):

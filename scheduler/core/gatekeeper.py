@@ -267,11 +267,11 @@ class Gatekeeper:
         reservations.node_changed(self, name, rewritten=rewritten)
 
     # ------------------------------------------------------------------ preempt
-    def allowed_victims(self, pod: PodRequest, uids: Sequence[str]) -> list[str]:
-        units = self.units()
+    def victim_rule(self, pod: PodRequest) -> Callable[[Sequence[str]], list[str]]:
+        """/preempt: which of kube-scheduler's victims on a node `pod` may take (`reclaim.victim_rule`)."""
         standings = self.quotas.standings(self.quotas.capacity(self.state))
         ask = reclaim.ReclaimAsk(pod.key, self.quotas.team_of(pod), self.ask(pod))
-        return reclaim.allowed_victims(ask, uids, units, standings, quotas=self.quotas.enabled)
+        return reclaim.victim_rule(ask, self.units(), standings, quotas=self.quotas.enabled)
 
     def whole_gangs(self, needed: Sequence[str], allowed: Sequence[str]) -> list[str]:
         """`needed` plus the other members of any gang it touches (all in `allowed`, by `allowed_victims`)."""

@@ -196,33 +196,44 @@ def _take_until(order: Sequence[Unit], fits: Callable[[Sequence[Unit]], bool]) -
 
 def allowed_victims(ask: ReclaimAsk, proposed: Sequence[str], units: Sequence[Unit],
                     standings: Mapping[str, Standing], *, quotas: bool) -> list[str]:
-    """Of kube-scheduler's victims on one node, those the rules allow, in its order.
+    """Of kube-scheduler's victims on one node, those the rules allow, in its order (see `victim_rule`)."""
+    return victim_rule(ask, units, standings, quotas=quotas)(proposed)
+
+
+def victim_rule(ask: ReclaimAsk, units: Sequence[Unit], standings: Mapping[str, Standing], *,
+                quotas: bool) -> Callable[[Sequence[str]], list[str]]:
+    """The /preempt rule for one preemptor, prepared once for all of kube-scheduler's candidate nodes.
 
     Gangs: a member stays only if every bound member of its gang is proposed too. With quotas:
     a victim must be a candidate by rule 3; one of another team only if the preemptor's team
     stays within its guarantee (rule 1). A pod outside gpusched's books is left to kube-scheduler.
     """
     unit_of = {uid: unit for unit in units for uid in unit.uids}
-    listed = set(proposed)
     standing = standings.get(ask.team)
     may_reclaim = standing is not None and standing.used_milli + ask.milli <= standing.team.guaranteed_milli
+    evictable: set[int] = set()
     if quotas:
         def guaranteed(team: str) -> int:
             s = standings.get(team)
             return s.team.guaranteed_milli if s else 0
         evictable = {id(u) for u in beyond_guarantee(units, guaranteed) if u.borrowed}
-    out = []
-    for uid in proposed:
-        unit = unit_of.get(uid)
-        if unit is None:
+
+    def allowed(proposed: Sequence[str]) -> list[str]:
+        listed = set(proposed)
+        out = []
+        for uid in proposed:
+            unit = unit_of.get(uid)
+            if unit is None:
+                out.append(uid)
+                continue
+            if not set(unit.uids) <= listed:
+                continue
+            if quotas and (id(unit) not in evictable or (unit.team != ask.team and not may_reclaim)):
+                continue
             out.append(uid)
-            continue
-        if not set(unit.uids) <= listed:
-            continue
-        if quotas and (id(unit) not in evictable or (unit.team != ask.team and not may_reclaim)):
-            continue
-        out.append(uid)
-    return out
+        return out
+
+    return allowed
 
 
 @dataclass(frozen=True)

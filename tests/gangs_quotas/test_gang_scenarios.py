@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from scheduler.core.allocation import Allocation
+from scheduler.core.gang_planning import Topology
 from scheduler.core.gangs import GangSettings
 from tests.gangs_quotas.builders import RACK, gang_of, gpu_node, nodes, worker
 
@@ -77,7 +78,7 @@ def twenty_nodes():
 
 
 async def test_a_16_node_data_parallel_job_on_20_nodes(make):
-    driver = await make(twenty_nodes(), gangs=GangSettings(topology=GangSettings().topology.__class__(rack_label=RACK)))
+    driver = await make(twenty_nodes(), gangs=GangSettings(topology=Topology(rack_label=RACK)))
     job = gang_of("ddp", 16)
     first = [await driver.cycle(p) for p in job]
     assert [o.node for o in first[:15]] == [None] * 15 and first[15].node is not None
@@ -94,7 +95,7 @@ async def test_a_16_node_data_parallel_job_on_20_nodes(make):
 
 
 async def test_smaller_gangs_stay_in_one_rack_then_one_zone(make):
-    driver = await make(twenty_nodes(), gangs=GangSettings(topology=GangSettings().topology.__class__(rack_label=RACK)))
+    driver = await make(twenty_nodes(), gangs=GangSettings(topology=Topology(rack_label=RACK)))
     await driver.settle(gang_of("four", 4))
     await driver.settle(gang_of("eight", 8))
     await driver.settle(gang_of("packed", 4, gpus=2))

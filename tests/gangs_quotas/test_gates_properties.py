@@ -157,7 +157,8 @@ async def cycle(world: World, workload, data) -> None:
         await bind(world, request, node)
 
 
-async def bind(world: World, request, node: str) -> str:
+async def bind(world: World, request, node: str) -> None:
+    """Bind through the service; a gang member must have been covered by its gang's reservation."""
     gang = world.engine.gates.gangs.gang_of(request.uid) if request.gang else None
     covered = None
     if gang is not None:
@@ -165,11 +166,10 @@ async def bind(world: World, request, node: str) -> str:
         size = world.engine.gates.gangs.size(gang)
         held = reservation is not None and request.uid in reservation.members
         covered = held and len(gang.bound) + len(reservation.members) >= (size or 0)
-    error = (await world.service.bind(BindingArgs(request.name, request.namespace, request.uid, node))).decode()
+    await world.service.bind(BindingArgs(request.name, request.namespace, request.uid, node))
     bound = request.uid in world.engine.allocations
     if bound and gang is not None and (gang.key.namespace, gang.key.name) not in world.ever_complete:
         assert covered, f"{request.key} bound without a reservation covering gang {gang.key}"
-    return error if not bound else ""
 
 
 async def wrong_bind(world: World, workload, data) -> None:
