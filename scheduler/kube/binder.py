@@ -74,11 +74,14 @@ class KubeBinder:
         deadline = self._clock() + self.settings.deadline_s
         annotations = alloc.annotations()
         try:
-            if await self._annotate(alloc, annotations, deadline):
-                return  # already bound to this node
-            for hook in self.after_annotate:
-                await hook(alloc)
-            await self._bind(alloc, annotations, deadline)
+            try:
+                if await self._annotate(alloc, annotations, deadline):
+                    return  # already bound to this node
+                for hook in self.after_annotate:
+                    await hook(alloc)
+                await self._bind(alloc, annotations, deadline)
+            except ApiError as e:  # out of retries or time: a failed bind, never an HTTP 500
+                raise BindFailed(f"the API server did not answer: {e.message or e.reason}") from None
         except BindFailed as e:
             self._event(alloc, WARNING, "FailedScheduling", f"gpusched could not bind to {alloc.node}: {e}")
             raise
@@ -92,7 +95,12 @@ class KubeBinder:
         """Steps 1-2; True when the pod turned out to be bound to this node already."""
         core = self.client.core
         for attempt in range(self.settings.conflict_attempts):
-            pod = await self._call("read pod", deadline, core.read_namespaced_pod, alloc.name, alloc.namespace)
+            try:
+                pod = await self._call("read pod", deadline, core.read_namespaced_pod, alloc.name, alloc.namespace)
+            except ApiError as e:
+                if e.code == 404:
+                    raise BindFailed(f"pod {alloc.key} was deleted before it was bound") from None
+                raise
             if self._check(pod, alloc):
                 return True
             meta = pod.get("metadata") or {}

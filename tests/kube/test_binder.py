@@ -104,3 +104,16 @@ async def bind(extender, p, passed) -> str:
     result = await post(f"{extender.verbs.url}/bind", {"PodName": meta["name"], "PodNamespace": meta["namespace"],
                                                        "PodUID": meta["uid"], "Node": passed[0]})
     return result["Error"]
+
+
+async def test_a_pod_deleted_between_filter_and_bind_fails_cleanly(kube_api):
+    kube_api.put(node("a", gpus=1))
+    p = kube_api.put(pod("p", gpus=1))
+    async with replica(kube_api) as extender:
+        passed = await schedule_filter_only(extender, p)
+        # deleted after filter, before the watch told the extender: the binder's read is a 404
+        kube_api.fail_next("GET", r"/pods/p$", 404)
+        error = await bind(extender, p, passed)  # an Error in the answer, never an HTTP 500
+        assert "was deleted before it was bound" in error
+        state = await get_json(f"{extender.verbs.url}/state")
+        assert all(not g["pods"] for n in state["nodes"] for g in n["gpus"])  # the books let go too
