@@ -132,10 +132,13 @@ class ExtenderService:
                 return wire.encode_binding_result(str(e))
             try:
                 await self.binder.commit(alloc)
-            except BindFailed as e:
+            except Exception as e:  # noqa: BLE001 - whatever broke, the GPUs go back and the answer is an Error
                 if existing is None:
                     self.engine.unbind(alloc.uid)
                 self.metrics.bind_failures.labels("binder").inc()
+                if not isinstance(e, BindFailed):
+                    log.exception("binder failed unexpectedly for %s", alloc.key)
+                    return wire.encode_binding_result(f"gpusched could not bind {alloc.key}: internal error ({e})")
                 return wire.encode_binding_result(str(e))
             if existing is None:
                 self.metrics.pods_bound.inc()
