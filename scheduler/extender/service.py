@@ -132,7 +132,7 @@ class ExtenderService:
                 return wire.encode_binding_result(str(e))
             try:
                 await self.binder.commit(alloc)
-            except Exception as e:  # noqa: BLE001 - whatever broke, the GPUs go back and the answer is an Error
+            except Exception as e:  # whatever broke, the GPUs go back and the answer is an Error
                 if existing is None:
                     self.engine.unbind(alloc.uid)
                 self.metrics.bind_failures.labels("binder").inc()
