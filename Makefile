@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # 2 workers: CI has 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean podresources
 
 demo: $(STAMP)
 	$(PY) -m scheduler.cli demo --out out
@@ -17,6 +17,11 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(wildcard scheduler simulator tests benchmarks)
 	$(VENV)/bin/lint-imports
+
+# The kubelet pod-resources v1 gRPC client, generated from its proto; commit the result
+# (tests/agent/test_podresources.py fails when the committed modules and the proto differ).
+podresources: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. scheduler/agent/podresources/api.proto
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.extender_latency

@@ -28,6 +28,7 @@ import numpy as np
 from scheduler.core.allocation import Allocation
 from scheduler.core.engine import BindRejected, Engine
 from scheduler.core.model import Node
+from scheduler.core.reclaim_plans import current_plans
 from scheduler.core.request import PodRequest
 from scheduler.core.verdict import Reason
 from simulator.podspec import api_pod
@@ -55,6 +56,19 @@ class Backend(Protocol):
 
     def node_changed(self, node: Node) -> None: ...
 
+    def expire(self, now: float) -> None:
+        """Virtual time moved to `now`: gang reservations past their deadline end (the extender's sweeper)."""
+
+    async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
+        """What the reclaimer would evict now: (UIDs, "reclaim" | "gang-broken") per plan."""
+
+
+def engine_evictions(engine: Engine) -> list[tuple[tuple[str, ...], str]]:
+    """The Kubernetes reclaimer's worklist, from the engine's gatekeeper (scheduler/kube/gatefeed.py reads the same)."""
+    out = [(plan.uids, "reclaim") for plan in current_plans(engine.gates) if plan.victims]
+    out += [(tuple(uids), "gang-broken") for _, uids, _ in engine.gates.evictions()]
+    return out
+
 
 class InProcess:
     def __init__(self, engine: Engine, names: Sequence[str]) -> None:
@@ -62,9 +76,24 @@ class InProcess:
             raise ValueError("the engine's node rows must be the simulator's, in the same order")
         self.engine = engine
         self.names = list(names)
-        self._fit: tuple[str, np.ndarray, np.ndarray] | None = None
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self._fit: tuple[str, np.ndarray, np.ndarray | None] | None = None
+
+    def _by_name(self, pod: PodRequest) -> bool:
+        """Gang members and, with quotas, every pod: the gatekeeper decides by node name, in `Engine.filter`."""
+        return pod.gang is not None or self.engine.gates.quotas.enabled
 
     async def filter(self, pod: PodRequest, candidates: np.ndarray) -> Filtered:
+        if self._by_name(pod):
+            answer = self.engine.filter(pod, [self.names[r] for r in np.flatnonzero(candidates).tolist()])
+            feasible = np.array([self.index[n] for n in answer.passed], np.int64)
+            self._fit = (pod.uid, feasible, None)
+            if len(feasible):
+                return Filtered(feasible)
+            reasons: dict[str, int] = {}
+            for message in [*answer.unresolvable.values(), *answer.failed.values()]:
+                reasons[message] = reasons.get(message, 0) + 1
+            return Filtered(feasible, reasons)
         # Every row through one slice (array views: much faster than gathering the candidates), then
         # only the candidates kept: the same answer as filtering the candidates alone (`fit` is pure).
         gate, fit = self.engine.fit_rows(pod, slice(0, len(candidates)))
@@ -79,6 +108,9 @@ class InProcess:
         return Filtered(feasible, {Reason(int(c)).message: int(n) for c, n in zip(codes, counts, strict=True)})
 
     async def best(self, pod: PodRequest, rows: np.ndarray) -> np.ndarray:
+        if self._by_name(pod):
+            scores = self.engine.score_array(pod, [self.names[r] for r in rows.tolist()])
+            return rows[scores == np.nanmax(scores)]
         if self._fit is not None and self._fit[0] == pod.uid and np.array_equal(self._fit[1], rows):
             slot_fit = self._fit[2]
         else:  # asked about rows other than the last filter's: filter them again
@@ -98,6 +130,12 @@ class InProcess:
 
     def node_changed(self, node: Node) -> None:
         self.engine.upsert_node(node)
+
+    def expire(self, now: float) -> None:
+        self.engine.expire(now)
+
+    async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
+        return engine_evictions(self.engine)
 
 
 class ApiServerRecorder:
@@ -177,6 +215,13 @@ class OverHttp:
         # (same event loop, between requests).
         self.engine.upsert_node(node)
 
+    def expire(self, now: float) -> None:
+        self.engine.expire(now)  # what the extender's reservation sweeper does, at virtual time
+
+    async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
+        # The Kubernetes reclaimer runs in the extender's process and reads the engine: so does this.
+        return engine_evictions(self.engine)
+
 
 class Remote(OverHttp):
     def __init__(self, names: Sequence[str], client, policy: str) -> None:
@@ -216,3 +261,13 @@ class Remote(OverHttp):
 
     def node_changed(self, node: Node) -> None:
         pass
+
+    def expire(self, now: float) -> None:
+        pass  # the external extender sweeps its reservations by its own clock
+
+    async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
+        state = await self.client.state()
+        out = [(tuple(u for v in plan["victims"] for u in v["uids"]), "reclaim")
+               for plan in state.get("reclaim", []) if plan.get("victims")]
+        out += [(tuple(e["uids"]), "gang-broken") for e in state.get("gangEvictions", [])]
+        return out

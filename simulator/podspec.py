@@ -40,7 +40,8 @@ def api_pod(pod: PodRequest) -> dict[str, Any]:
         else:
             labels[c.GANG_LABEL] = pod.gang.name
             annotations[c.GANG_SIZE_ANNOTATION] = str(pod.gang.size)
-        annotations[c.GANG_TIMEOUT_ANNOTATION] = str(pod.gang.timeout_s)
+        if pod.gang.timeout_s is not None:
+            annotations[c.GANG_TIMEOUT_ANNOTATION] = str(pod.gang.timeout_s)
     if pod.team_label:
         labels[c.TEAM_LABEL] = pod.team_label
     spec: dict[str, Any] = {"schedulerName": SCHEDULER_NAME, "containers": [

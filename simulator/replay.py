@@ -10,7 +10,12 @@ Each event time is handled as kube-scheduler would see it:
      cycle each (`KubeScheduler`: in-tree filters, the extender's filter, prioritize, bind);
      those that fit nowhere wait in the unschedulable set. A bind is a cluster event as well, but
      it can only help gang members (their gang may now be reserved): they get another pass
-  4. a sample of the metrics
+  4. the reclaimer: pods the core's reclaim plan names (borrowed pods of teams above their share,
+     for a team under its guarantee that fits nowhere) and broken gangs are evicted, their jobs
+     restart, and the queue is tried again
+  5. a sample of the metrics
+Gang reservations are timed by virtual time: `expire(t)` at every event time, as the extender's
+sweeper would.
 
 Within one pass, a pod identical to one that just failed (same shape, team, no gang) with
 nothing bound in between would fail the same way; it is answered from that failure instead of
@@ -29,6 +34,7 @@ from enum import IntEnum
 
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.core.model import Node
+from scheduler.core.quotas import QuotaConfig, Team
 from scheduler.core.request import PodRequest
 from simulator.backends import InProcess, OverHttp, Remote
 from simulator.cluster_view import ClusterView
@@ -36,6 +42,8 @@ from simulator.kube_scheduler import KubeScheduler, TieBreak
 from simulator.metrics import Recorder
 from simulator.scenario import JobSpec, Scenario
 
+_RECLAIM_ROUNDS = 4
+"""Evict-and-schedule rounds at one event time (a round that evicts nothing ends them)."""
 _GANG_RETRIES = 8
 """Passes at one event time for gang members after binds (each pass must bind something to continue)."""
 
@@ -81,7 +89,7 @@ async def _run(nodes: list[Node], scenario: Scenario, *, policy: str, seed: int,
 
     started = time.perf_counter()
     view = ClusterView(nodes)
-    engine = Engine(nodes, settings=EngineSettings(policy=policy, seed=seed))
+    engine = Engine(nodes, settings=EngineSettings(policy=policy, seed=seed), quotas=quota_config(scenario))
     if extender_url:
         async with Remote.connecting(extender_url, view.names, policy) as backend:
             replay = Replay(scenario, view, backend, seed=seed, progress=progress)
@@ -95,6 +103,15 @@ async def _run(nodes: list[Node], scenario: Scenario, *, policy: str, seed: int,
         await replay.run()
     return ReplayResult(scenario, policy, seed, label, replay.recorder, replay.placements,
                         time.perf_counter() - started)
+
+
+def quota_config(scenario: Scenario) -> QuotaConfig | None:
+    """The scenario's teams as the extender's `teams:` configuration (None: no quotas)."""
+    if not scenario.teams:
+        return None
+    return QuotaConfig(teams=tuple(Team(t.name, round(t.guaranteed_gpus * 1000),
+                                        None if t.max_gpus is None else round(t.max_gpus * 1000), t.weight)
+                                   for t in scenario.teams))
 
 
 class Replay:
@@ -133,15 +150,15 @@ class Replay:
                 _, kind, _, payload = heapq.heappop(self._events)
                 changed |= await self._apply(Kind(kind), payload, t)
                 handled += 1
+            self.backend.expire(t)
             if changed:
                 self._retry_unschedulable()
-            bound = await self._pass(t)
-            # A bind is a cluster event too (kube-scheduler's AssignedPodAdd): waiting gang members
-            # are tried again, as a member's bind may have completed their gang's reservation.
-            for _ in range(_GANG_RETRIES):
-                if not bound or not self._retry_unschedulable(gangs_only=True):
+            await self._schedule(t)
+            for _ in range(_RECLAIM_ROUNDS):  # the reclaimer evicts; the freed GPUs go to the queue
+                if not await self._evict(t):
                     break
-                bound = await self._pass(t)
+                self._retry_unschedulable()
+                await self._schedule(t)
             self.recorder.sample(t, pending=len(self._unschedulable) + len(self._active),
                                  running=len(self.view.bound))
             if self.progress is not None and handled % 64 == 0:
@@ -177,6 +194,25 @@ class Replay:
                 await self._restart(job, t, why="gpu-failure")
         return True
 
+    async def _schedule(self, t: float) -> None:
+        bound = await self._pass(t)
+        # A bind is a cluster event too (kube-scheduler's AssignedPodAdd): waiting gang members
+        # are tried again, as a member's bind may have completed their gang's reservation.
+        for _ in range(_GANG_RETRIES):
+            if not bound or not self._retry_unschedulable(gangs_only=True):
+                break
+            bound = await self._pass(t)
+
+    async def _evict(self, t: float) -> bool:
+        """What the Kubernetes reclaimer would do now: evict each plan's pods (their jobs restart)."""
+        evicted = False
+        for uids, why in await self.backend.evictions():
+            jobs = {self._job_of[uid].name: self._job_of[uid] for uid in uids if uid in self._job_of}
+            for job in jobs.values():
+                await self._restart(job, t, why=why)
+                evicted = True
+        return evicted
+
     def _submit(self, job: JobSpec, t: float, *, attempt: int) -> None:
         pods = job.pods(attempt=attempt)
         self._attempt[job.name] = attempt
@@ -184,7 +220,9 @@ class Replay:
         self.recorder.submitted(job, pods, t, attempt)
         for pod in pods:
             self._job_of[pod.uid] = job
-            heapq.heappush(self._active, (-pod.priority, job.submit_s, next(self._order), pod))
+            # Queue order: priority, then when the pod was created (a restart makes new pods, so
+            # an evicted job queues behind the pods already waiting, as in kube-scheduler).
+            heapq.heappush(self._active, (-pod.priority, t, next(self._order), pod))
 
     async def _restart(self, job: JobSpec, t: float, *, why: str) -> None:
         """Evict every pod of the job's current attempt and submit it again (new pods)."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
+from scheduler.core import contract as c
 from scheduler.core.contract import MILLI_PER_GPU
 from scheduler.core.request import GangSpec, PodRequest, SharingNeed
 from scheduler.core.selector import ModelSelector
@@ -67,11 +69,12 @@ class JobSpec:
         suffix = f"-r{attempt}" if attempt else ""
         gang = GangSpec(name=f"{self.name}{suffix}", size=self.width) if self.gang else None
         models = ModelSelector.parse(self.models) if self.models else ModelSelector()
+        labels = {c.TEAM_LABEL: self.team, **({c.GANG_LABEL: gang.name} if gang else {})}
         return [PodRequest(
             uid=f"{self.team}/{self.name}-{i}{suffix}", namespace=self.team, name=f"{self.name}-{i}{suffix}",
             cpu_milli=self.cpu_milli, memory_mib=self.memory_mib, gpus=self.gpus, gpu_milli=self.gpu_milli,
             models=models, sharing=SharingNeed.MPS if self.mps else SharingNeed.ANY, gang=gang,
-            team_label=self.team, priority=self.priority) for i in range(self.width)]
+            team_label=self.team, priority=self.priority, labels=MappingProxyType(labels)) for i in range(self.width)]
 
 
 @dataclass(frozen=True)

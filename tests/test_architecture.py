@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "scheduler" / "core"
-ALLOWED = {"__future__", "collections", "dataclasses", "enum", "fnmatch", "fractions", "functools", "itertools",
+ALLOWED = {"__future__", "collections", "dataclasses", "datetime", "enum", "fnmatch", "fractions", "functools", "itertools",
            "math", "re", "types", "typing", "numpy", "scheduler.core"}
 
 
@@ -28,3 +28,14 @@ def imports(path: Path) -> set[str]:
 def test_core_module_imports_only_pure_modules(path):
     for name in imports(path):
         assert any(name == a or name.startswith(a + ".") for a in ALLOWED), f"{path.name} imports {name}"
+
+
+CLOCK_CALLS = ("now", "today", "utcnow", "fromtimestamp", "monotonic", "perf_counter")
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
+def test_core_module_never_reads_the_clock(path):
+    """datetime is allowed for parsing timestamps; the current time is always handed in."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in CLOCK_CALLS:
+            raise AssertionError(f"{path.name}:{node.lineno} reads the clock ({node.attr})")

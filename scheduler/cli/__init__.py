@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("scheduler.cli.explain", "show, node by node, whether a pod fits, its score and why"),
     "demo": ("scheduler.cli.demo", "run the bundled demo and write its report"),
     "simulate": ("scheduler.cli.simulate", "replay a trace or generated workload through the scheduler, write a report"),
+    "webhook-cert": ("scheduler.cli.webhook_cert", "write a CA and serving certificate for the admission webhook"),
+    "agent": ("scheduler.cli.agent", "run the node agent: publish this node's GPUs, health and the truth of its pods"),
 }
 
 

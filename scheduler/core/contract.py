@@ -34,6 +34,10 @@ ASSIGNED_NODE_ANNOTATION = "gpusched.io/node"
 # Node annotations the agent writes.
 NODE_GPUS_ANNOTATION = "gpusched.io/gpus"
 AGENT_HEARTBEAT_ANNOTATION = "gpusched.io/agent-heartbeat"
+NODE_DRIVER_ANNOTATION = "gpusched.io/nvidia-driver-version"
+"""The NVIDIA driver version the agent's NVML reports (e.g. `550.54.15`)."""
+NODE_CUDA_ANNOTATION = "gpusched.io/cuda-version"
+"""The highest CUDA version that driver supports (e.g. `12.4`)."""
 
 # GPU feature discovery labels, the fallback for nodes without the agent.
 GFD_PRODUCT_LABEL = "nvidia.com/gpu.product"

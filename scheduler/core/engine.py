@@ -11,12 +11,14 @@ A scheduling cycle, as kube-scheduler runs it against the extender:
   3. bind(pod, node)        re-check, pick GPUs, record the allocation (idempotent per UID)
   preempt(pod, victims)     keep only victims whose removal makes the pod fit
   release(uid)              a pod ended or was deleted
+  expire(now)               release gang reservations past their deadline (adapters call it periodically)
+Gangs and team quotas live in `self.gates` (gatekeeper.py), called at fixed points of these verbs.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,8 +27,11 @@ from scheduler.core import filters
 from scheduler.core.allocation import Allocation
 from scheduler.core.candidates import Candidates, resolve
 from scheduler.core.contract import MILLI_PER_GPU
+from scheduler.core.gangs import GangSettings
+from scheduler.core.gatekeeper import Gatekeeper, PlanTools
 from scheduler.core.model import Node, Sharing
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
+from scheduler.core.quotas import QuotaConfig
 from scheduler.core.request import PodRequest
 from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState
@@ -50,6 +55,8 @@ class EngineSettings:
     pending_limit: int = 100_000
     """Pods filtered but never bound are forgotten oldest-first beyond this many."""
     seed: int = 0
+    gangs: GangSettings = field(default_factory=GangSettings)
+    """Gang topology (zone and rack labels) and the default reservation timeout."""
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -79,7 +86,9 @@ class NodeVerdict:
 
 class Engine:
     def __init__(self, nodes: Iterable[Node] = (), *, settings: EngineSettings | None = None,
-                 workload: Workload | None = None) -> None:
+                 workload: Workload | None = None, clock: Callable[[], float] | None = None,
+                 quotas: QuotaConfig | None = None) -> None:
+        """`clock` (seconds) times gang reservations; without one, time is what `expire(now)` last said."""
         self.settings = settings or EngineSettings()
         self.state = ClusterState(nodes)
         self.allocations: dict[str, Allocation] = {}
@@ -93,6 +102,8 @@ class Engine:
         self._sequence = 0
         self._last_candidates: tuple[int, Candidates] | None = None
         self._last_fit: tuple | None = None
+        self.gates = Gatekeeper(self, PlanTools(self._models, self.policy_of, self._ctx, self._allocation),
+                                clock=clock, quotas=quotas, gangs=self.settings.gangs)
 
     # ------------------------------------------------------------------ cluster
     def upsert_node(self, node: Node) -> None:
@@ -103,12 +114,14 @@ class Engine:
         else:
             self.state.replace_node(row, node)
         self._reapply(node)
+        self.gates.on_node_changed(node.name, rewritten=True)
 
     def remove_node(self, name: str) -> None:
         """Forget a node's capacity. Pods recorded on it stay in the books until released."""
         row = self.state.index.get(name)
         if row is not None:
             self.state.remove_node(row)
+            self.gates.on_node_changed(name, rewritten=False)
 
     def set_node_unavailable(self, name: str, reason: str) -> None:
         """Take a node out of (reason non-empty) or back into service without touching its GPUs."""
@@ -119,6 +132,7 @@ class Engine:
         if node is not None and node.unavailable_reason != reason:
             self.state.specs[row] = replace(node, unavailable_reason=reason)
             self.state.set_unavailable(row, bool(reason))
+            self.gates.on_node_changed(name, rewritten=False)
 
     def _reapply(self, node: Node) -> None:
         row = self.state.index[node.name]
@@ -149,8 +163,12 @@ class Engine:
     def filter(self, pod: PodRequest, names: Sequence[str]) -> FilterAnswer:
         """Which of `names` can take `pod` now; a reason for each that cannot."""
         self.observe(pod)
+        decided = self.gates.filter(pod, names)
+        if decided is not None:
+            return FilterAnswer(passed=decided[0], unresolvable=decided[1])
         gate = self.pod_gate(pod)
         if gate:
+            self.gates.after_filter(pod, False)
             return FilterAnswer(passed=[], unresolvable=dict.fromkeys(names, gate))
         cands = self._candidates(names)
         fit = filters.fit(self.state, pod, cands.index, self._models(pod))
@@ -169,6 +187,10 @@ class Engine:
         ok = np.flatnonzero(codes == 0)
         ok = ok[np.argsort(cands.position[ok], kind="stable")]  # back to the caller's order
         passed = cands.labels[ok].tolist()
+        kept = self.gates.refine(pod, passed, unresolvable)  # quotas in A100-equivalents: per node
+        if len(kept) < len(passed):
+            passed, ok = kept, ok[np.isin(cands.labels[ok], kept)]
+        self.gates.after_filter(pod, bool(passed))
         self._last_fit = (pod.uid, self.state.generation, passed, fit.rows[ok], fit.slot_fit[ok])
         return FilterAnswer(passed, failed, unresolvable)
 
@@ -181,6 +203,10 @@ class Engine:
         """float64 [len(names)]: the pod's policy score per name, NaN where it does not fit now."""
         self.observe(pod)
         out = np.full(len(names), np.nan)
+        planned = self.gates.planned_node(pod)
+        if planned is not None:  # a reserved gang member fits its planned node only
+            out[[i for i, n in enumerate(names) if n == planned]] = 1.0
+            return out
         if self.pod_gate(pod):
             return out
         last = self._last_fit
@@ -199,7 +225,9 @@ class Engine:
     def fit_rows(self, pod: PodRequest, rows: np.ndarray | slice) -> tuple[str, filters.Fit | None]:
         """`filter` over state rows instead of names, for in-process callers (the simulator): the
         same observe, gate and vectorised fit, without name lookups or reason strings.
-        Returns (gate reason, None) when a pod-level gate rejects the pod, else ("", fit)."""
+        Returns (gate reason, None) when a pod-level gate rejects the pod, else ("", fit).
+        Only for pods the gatekeeper does not decide by name: a gang member, or any pod while team
+        quotas are on, must go through `filter` (its hooks take node names)."""
         self.observe(pod)
         gate = self.pod_gate(pod)
         if gate:
@@ -223,6 +251,14 @@ class Engine:
             if existing.node != node:
                 raise BindRejected(f"pod {namespace}/{name} is already bound to {existing.node}")
             return existing
+        held, refused = self.gates.take_reserved(uid, namespace, name, node)
+        if refused:
+            raise BindRejected(refused)
+        if held is not None:  # a gang member: its GPUs are already held in the books
+            self._sequence += 1
+            alloc = replace(held, sequence=self._sequence)
+            self._record(alloc)
+            return alloc
         pod = self._pending.get(uid)
         if pod is None:
             other = next((p for p in self._pending.values() if (p.namespace, p.name) == (namespace, name)), None)
@@ -249,22 +285,48 @@ class Engine:
             raise BindRejected(f"node {node} no longer fits {pod.key}: {self._message(code, row)}")
         if slots is None:
             slots = self.policy_of(pod).pick(self.state, pod, row, fit.slot_fit[0], self._ctx())
-        alloc = self._allocation(pod, row, tuple(int(s) for s in slots), **record)
+        slots = tuple(int(s) for s in slots)
+        fields, refused = self.gates.record_fields(pod, row, slots)
+        if refused:
+            raise BindRejected(refused)
+        self._sequence += 1
+        alloc = self._allocation(pod, row, slots, **{**fields, "sequence": self._sequence, **record})
         self.state.apply(row, alloc.grant)
         self._record(alloc)
         return alloc
 
-    def release(self, uid: str) -> Allocation | None:
-        """A pod left (finished, deleted, evicted): give its capacity back."""
+    def release(self, uid: str, *, leaving: bool = True) -> Allocation | None:
+        """A pod left (finished, deleted, evicted): give its capacity back.
+
+        `leaving=False`: the record is about to be replaced (restore), so gangs do not count it gone.
+        """
         self._pending.pop(uid, None)
         alloc = self.allocations.pop(uid, None)
         if alloc is None:
+            self.gates.on_forgotten(uid)
             return None
         self._by_node.get(alloc.node, {}).pop(uid, None)
         row = self.state.index.get(alloc.node)
         if row is not None:
             self.state.release(row, alloc.grant)
+        if leaving:
+            self.gates.on_released(alloc)
+        else:
+            self.gates.on_replaced(alloc)
         return alloc
+
+    def unbind(self, uid: str) -> None:
+        """Undo a bind whose commit failed: the pod is pending again (a gang member keeps its reservation)."""
+        alloc = self.allocations.get(uid)
+        if alloc is not None and self.gates.give_back(alloc):
+            del self.allocations[uid]
+            self._by_node.get(alloc.node, {}).pop(uid, None)
+        else:
+            self.release(uid)
+
+    def expire(self, now: float | None = None) -> list:
+        """Release gang reservations whose deadline passed (by `now`, else the clock). Returns what ended."""
+        return self.gates.expire(now)
 
     def restore(self, alloc: Allocation) -> str:
         """Put a recorded allocation back in the books (state file, pod annotations).
@@ -273,7 +335,7 @@ class Engine:
         disagree. Returns "" or what did not fit, for the caller to report.
         """
         if alloc.uid in self.allocations:
-            self.release(alloc.uid)
+            self.release(alloc.uid, leaving=False)
         row = self.state.index.get(alloc.node)
         problem = "node unknown" if row is None else ""
         if row is not None:
@@ -302,8 +364,10 @@ class Engine:
         if self.pod_gate(pod):
             return {}
         out: dict[str, list[str]] = {}
-        for node, uids in victims.items():
+        allowed = self.gates.victim_rule(pod)  # team guarantees and whole gangs
+        for node, proposed in victims.items():
             row = self.state.index.get(node)
+            uids = allowed(proposed)
             if row is None or not uids:
                 continue
             if self._fits_after(pod, row, ()):
@@ -317,7 +381,7 @@ class Engine:
                 trial = [u for u in needed if u != uid]
                 if self._fits_after(pod, row, trial):
                     needed = trial
-            keep = set(needed) | {u for u in uids if u not in self.allocations}
+            keep = set(self.gates.whole_gangs(needed, uids)) | {u for u in uids if u not in self.allocations}
             if needed:
                 out[node] = [u for u in uids if u in keep]
         return out
@@ -325,6 +389,11 @@ class Engine:
     def explain(self, pod: PodRequest, names: Sequence[str] | None = None) -> list[NodeVerdict]:
         """Every node's verdict, score and GPU pick for `pod`, without changing anything."""
         names = list(names) if names is not None else [n for n in self.state.names if n]
+        held = self.gates.gangs.reserved_for(pod.uid)
+        if held is not None:
+            elsewhere = f"gang {pod.namespace}/{held.gang}: reserved on {held.node}"
+            return [NodeVerdict(n, n == held.node, "fits" if n == held.node else elsewhere, n != held.node, None,
+                                held.gpu_uuids if n == held.node else ()) for n in names]
         gate = self.pod_gate(pod)
         if gate:
             return [NodeVerdict(n, False, gate, True, None, ()) for n in names]
@@ -356,7 +425,7 @@ class Engine:
         """A reason that rejects the pod on every node before any node is looked at, or ""."""
         if pod.policy is not None and pod.policy not in POLICIES:
             return f"gpusched.io/policy: unknown policy {pod.policy!r} (known: {', '.join(sorted(POLICIES))})"
-        return ""
+        return self.gates.pod_gate(pod)
 
     def policy_of(self, pod: PodRequest) -> Policy:
         return POLICIES[pod.policy or self.settings.policy]
@@ -407,7 +476,6 @@ class Engine:
     def _allocation(self, pod: PodRequest, row: int, slots: tuple[int, ...], **record: object) -> Allocation:
         node = self.state.specs[row]
         assert node is not None
-        self._sequence += 1
         if pod.is_share:
             memory = (pod.gpu_memory_mib,)
             milli = pod.gpu_milli
@@ -419,7 +487,7 @@ class Engine:
             gpu_uuids=tuple(node.gpus[s].uuid for s in slots), slots=slots, milli=milli,
             gpu_memory_mib=memory, cpu_milli=pod.cpu_milli, memory_mib=pod.memory_mib,
             mps=pod.is_share and bool(slots) and node.gpus[slots[0]].sharing is Sharing.MPS,
-            share=pod.is_share, priority=pod.priority, created=pod.created, sequence=self._sequence,
+            share=pod.is_share, priority=pod.priority, created=pod.created,
             gang=pod.gang.name if pod.gang else "", team=pod.team_label or "",
         )
         fields.update(record)
@@ -429,6 +497,7 @@ class Engine:
         self.allocations[alloc.uid] = alloc
         self._by_node.setdefault(alloc.node, {})[alloc.uid] = None
         self._pending.pop(alloc.uid, None)
+        self.gates.on_recorded(alloc)
         if alloc.uid not in self._seen:  # restored from a record: its shape counts in the mix too
             self._seen.add(alloc.uid)
             self._mix.observe_type(TaskType(alloc.cpu_milli, alloc.milli, len(alloc.slots) if alloc.slots else 0,

@@ -44,7 +44,8 @@ class GangSpec:
 
     name: str
     size: int | None
-    timeout_s: int = DEFAULT_GANG_TIMEOUT_S
+    timeout_s: int | None = None
+    """Seconds a reservation may wait for its binds; None: the scheduler's default (DEFAULT_GANG_TIMEOUT_S)."""
     from_pod_group: bool = False
 
 
@@ -170,7 +171,7 @@ def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
 
 
 def _gang(labels: Mapping[str, str], annotations: Mapping[str, str], namespace: str) -> GangSpec | None:
-    timeout = DEFAULT_GANG_TIMEOUT_S
+    timeout = None
     if c.GANG_TIMEOUT_ANNOTATION in annotations:
         timeout = _positive_int(annotations[c.GANG_TIMEOUT_ANNOTATION], c.GANG_TIMEOUT_ANNOTATION)
     if c.GANG_LABEL in labels:

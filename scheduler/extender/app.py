@@ -8,9 +8,11 @@ change the books.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -40,7 +42,27 @@ def create_app(service: ExtenderService, *, prefix: str = "") -> web.Application
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/state", _state)
+    app.cleanup_ctx.append(_sweeper)
     return app
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Release gang reservations past their deadline every `sweep_interval_s` (filters also do, lazily)."""
+    service = app[SERVICE]
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(service.sweep_interval_s)
+            try:
+                service.expire()
+            except Exception:  # a bug must not stop the sweeping; it is logged with its traceback
+                log.exception("releasing expired gang reservations failed")
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _verb(name: str, decode: Callable, handle: Callable[[ExtenderService, object], Awaitable[bytes] | bytes]):

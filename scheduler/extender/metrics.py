@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from scheduler.core.engine import Engine
+from scheduler.core.gangs import Phase
+from scheduler.core.reclaim_plans import current_plans
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -36,6 +38,7 @@ class ExtenderMetrics:
             "Victims kube-scheduler proposed that would free no GPU capacity the preemptor can use.",
             registry=self.registry)
         self.registry.register(_BooksCollector(engine_of))
+        self.registry.register(_GatesCollector(engine_of))
 
 
 class _BooksCollector(Collector):
@@ -73,3 +76,52 @@ class _BooksCollector(Collector):
         pods = GaugeMetricFamily("gpusched_pods_allocated", "Pods holding an allocation in the books.")
         pods.add_metric([], float(len(self._engine_of().allocations)))
         yield pods
+
+
+class _GatesCollector(Collector):
+    """Team quotas, gangs and reclaim, from the gatekeeper's books at scrape time."""
+
+    def __init__(self, engine_of: Callable[[], Engine]) -> None:
+        self._engine_of = engine_of
+
+    def describe(self):
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        gates = self._engine_of().gates
+        unit = gates.quotas.config.unit.value
+        families = {name: GaugeMetricFamily(f"gpusched_team_{name}_milli",
+                                            f"Team {text}, in thousandths of a quota unit ({unit}).", labels=["team"])
+                    for name, text in (("guaranteed", "guarantee"), ("max", "max (absent: unlimited)"),
+                                       ("used", "usage: allocated plus reserved"), ("reserved", "reserved usage"),
+                                       ("borrowed", "usage above its guarantee"))}
+        for s in gates.quotas.standings(gates.quotas.capacity(gates.state)).values():
+            name = s.team.name
+            families["guaranteed"].add_metric([name], s.team.guaranteed_milli)
+            if s.team.max_milli is not None:
+                families["max"].add_metric([name], s.team.max_milli)
+            families["used"].add_metric([name], s.used_milli)
+            families["reserved"].add_metric([name], s.reserved_milli)
+            families["borrowed"].add_metric([name], s.borrowed_milli)
+        yield from families.values()
+        gangs = GaugeMetricFamily("gpusched_gangs", "Gangs by phase: waiting (pending), reserved, complete (bound), "
+                                  "broken.", labels=["phase"])
+        phases = {p: 0 for p in Phase}
+        for gang in gates.gangs:
+            phases[gates.gangs.phase(gang)] += 1
+        for phase, count in phases.items():
+            gangs.add_metric([phase.value], count)
+        yield gangs
+        events = CounterMetricFamily("gpusched_gang_reservations", "Gang reservations made, and how they ended: "
+                                     "complete, expired (timed out), invalidated.", labels=["event"])
+        for event in ("reserved", "complete", "expired", "invalidated"):
+            events.add_metric([event], gates.stats[event])
+        yield events
+        broken = CounterMetricFamily("gpusched_gangs_broken", "Gangs whose reservation ended after some members "
+                                     "were bound (those members are listed for eviction).")
+        broken.add_metric([], gates.stats["broken"])
+        yield broken
+        victims = GaugeMetricFamily("gpusched_reclaim_evictions_proposed",
+                                    "Pods the current reclaim plan would evict for teams under their guarantee.")
+        victims.add_metric([], sum(len(p.uids) for p in current_plans(gates)))
+        yield victims

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from scheduler.clusterfile import ClusterSpec
+from scheduler.configfile import GatesConfig
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.extender.app import create_app
 from scheduler.extender.service import ExtenderService, MemoryBinder
@@ -19,16 +21,31 @@ log = logging.getLogger(__name__)
 
 
 def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None,
-                    journal: StateJournal | None = None, decide_in_filter: bool = False) -> ExtenderService:
-    """An extender over a static cluster: the file's running pods, then the journal's record."""
-    engine = Engine(spec.nodes, settings=settings)
+                    journal: StateJournal | None = None, decide_in_filter: bool = False,
+                    gates: GatesConfig | None = None, clock: Callable[[], float] = time.time) -> ExtenderService:
+    """An extender over a static cluster: the file's running pods, then the journal's record.
+
+    `gates` configures teams and gangs; `clock` times gang reservations (wall time by default, so
+    deadlines recorded in the state file stay meaningful across restarts).
+    """
+    gates = gates or GatesConfig()
+    settings = replace(settings or EngineSettings(), gangs=gates.gangs)
+    engine = Engine(spec.nodes, settings=settings, clock=clock, quotas=gates.quotas)
+    for group in gates.pod_groups:
+        engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
     for alloc in spec.pods:
         _restore(engine, alloc)
     if journal is not None:
         for alloc in journal.load():
             _restore(engine, alloc)
-        journal.open(sorted(engine.allocations.values(), key=lambda a: a.sequence))
-    return ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
+        for problem in engine.gates.restore_records(journal.gate_records):
+            log.warning("restored a gang reservation with a discrepancy: %s", problem)
+        journal.open(sorted(engine.allocations.values(), key=lambda a: a.sequence), engine.gates.snapshot_records())
+        engine.gates.journal.enabled = True
+    service = ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
+    if journal is not None:
+        service.record_sink = journal.noted
+    return service
 
 
 def _restore(engine: Engine, alloc) -> None:

@@ -4,7 +4,10 @@ Concurrency: the engine is synchronous, and every call into it happens on the ev
 filter, prioritize and preempt are atomic with respect to each other. Bind awaits its binder
 (a journal write, or Kubernetes API calls), so binds take `bind_lock`; the allocation is in the
 books before the binder runs, so a filter arriving meanwhile already counts it, and it is
-released again if the binder fails: never a lost or doubled GPU.
+released again if the binder fails: never a lost or doubled GPU (a gang member's GPUs go back to
+its gang's reservation instead). Gang reservations past their deadline are released by
+`expire`, which the app calls every `sweep_interval_s`; gang and quota changes are handed to
+`record_sink` (the `--state-file` journal) after every call that makes them.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
 from scheduler.core.allocation import Allocation
 from scheduler.core.engine import BindRejected, Engine
+from scheduler.core.gate_view import gates_view
 from scheduler.core.request import InvalidRequest, PodRequest, parse_pod
 from scheduler.core.verdict import MESSAGES
 from scheduler.core.view import state_view
@@ -26,6 +31,7 @@ from scheduler.extender.metrics import ExtenderMetrics
 
 log = logging.getLogger(__name__)
 _REASON_NAMES = {message: reason.name.lower() for reason, message in MESSAGES.items()}
+_GATE_LABELS = {"gang": "gang", "team": "team_quota"}
 
 
 class BindFailed(Exception):
@@ -72,6 +78,12 @@ class ExtenderService:
         self.ready = ready
         self.extra_state: list = []
         """Callables adding sections to /state (gangs, teams, sync status)."""
+        self.on_bind_refused: list = []
+        """Callables (BindingArgs, reason) told of binds the engine refused (Kubernetes events)."""
+        self.extra_state.append(lambda: gates_view(self.engine.gates))
+        self.record_sink: Callable[[list[dict]], None] | None = None
+        """Where gang and quota records go (the state journal); None: nowhere."""
+        self.sweep_interval_s = 2.0
 
     # ------------------------------------------------------------------ verbs
     def filter(self, args: wire.ExtenderArgs) -> bytes:
@@ -83,6 +95,7 @@ class ExtenderService:
             return wire.encode_filter_result(passed=[], failed={}, unresolvable=dict.fromkeys(names, f"invalid GPU request: {e}"),
                                              nodes=args.nodes)
         answer = self.engine.filter(pod, names)
+        self._flush_records()
         self._count_rejections(answer.failed)
         self._count_rejections(answer.unresolvable)
         passed = answer.passed
@@ -102,19 +115,30 @@ class ExtenderService:
         return wire.encode_scaled(names, wire.scale_array(self.engine.score_array(pod, names)))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
+        try:
+            return await self._bind(args)
+        finally:
+            self._flush_records()
+
+    async def _bind(self, args: wire.BindingArgs) -> bytes:
         async with self.bind_lock:
             existing = self.engine.allocations.get(args.pod_uid)
             try:
                 alloc = self.engine.bind(args.pod_uid, args.pod_namespace, args.pod_name, args.node)
             except BindRejected as e:
                 self.metrics.bind_failures.labels("rejected").inc()
+                for hook in self.on_bind_refused:
+                    hook(args, str(e))
                 return wire.encode_binding_result(str(e))
             try:
                 await self.binder.commit(alloc)
-            except BindFailed as e:
+            except Exception as e:  # whatever broke, the GPUs go back and the answer is an Error
                 if existing is None:
-                    self.engine.release(alloc.uid)
+                    self.engine.unbind(alloc.uid)
                 self.metrics.bind_failures.labels("binder").inc()
+                if not isinstance(e, BindFailed):
+                    log.exception("binder failed unexpectedly for %s", alloc.key)
+                    return wire.encode_binding_result(f"gpusched could not bind {alloc.key}: internal error ({e})")
                 return wire.encode_binding_result(str(e))
             if existing is None:
                 self.metrics.pods_bound.inc()
@@ -133,9 +157,26 @@ class ExtenderService:
     async def release(self, uid: str) -> Allocation | None:
         async with self.bind_lock:
             alloc = self.engine.release(uid)
+            self._flush_records()
             if alloc is not None:
                 await self.binder.forget(alloc)
             return alloc
+
+    def expire(self) -> list:
+        """Release gang reservations past their deadline (the app's sweeper calls this)."""
+        ended = self.engine.expire()
+        self._flush_records()
+        for e in ended:
+            log.info("gang %s: reservation %d released: %s", e.gang, e.id, e.reason)
+        return ended
+
+    def _flush_records(self) -> None:
+        records = self.engine.gates.journal.drain()
+        if records and self.record_sink is not None:
+            try:
+                self.record_sink(records)
+            except OSError as e:
+                log.error("cannot write %d gang/quota records to the state file: %s", len(records), e.strerror)
 
     # ------------------------------------------------------------------ views
     def state(self) -> dict[str, Any]:
@@ -151,4 +192,5 @@ class ExtenderService:
         if not reasons:
             return
         for message, n in Counter(reasons.values()).items():
-            self.metrics.rejections.labels(_REASON_NAMES.get(message, "other")).inc(n)
+            label = _REASON_NAMES.get(message) or _GATE_LABELS.get(message.split(" ", 1)[0], "other")
+            self.metrics.rejections.labels(label).inc(n)

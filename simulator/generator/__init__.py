@@ -94,5 +94,6 @@ def _teams(p: Parameters, capacity: int) -> tuple[tuple[TeamQuota, ...], np.ndar
     for name, gpus in p.team_vc_gpus:
         share = gpus / total
         guaranteed = math.floor(capacity * share * p.guaranteed_fraction * 1000) / 1000
-        teams.append(TeamQuota(name, guaranteed, min(float(capacity), guaranteed * p.max_factor)))
+        teams.append(TeamQuota(name, guaranteed,
+                               min(float(capacity), max(guaranteed * p.max_factor, p.max_at_least_gpus))))
     return tuple(teams), np.array([g for _, g in p.team_vc_gpus], float) / total

@@ -52,7 +52,9 @@ class Parameters:
     guaranteed_fraction: float = 0.8
     """choice: each team is guaranteed 80 % of its proportional share; the rest is there to borrow."""
     max_factor: float = 2.0
-    """choice: a team may borrow up to twice its guarantee (bounded by the cluster)."""
+    """choice: a team may borrow up to twice its guarantee (bounded by the cluster) ..."""
+    max_at_least_gpus: float = 32.0
+    """choice: ... and at least enough for the largest job the mix makes (32 GPUs), so every job can run."""
 
     # --------------------------------------------------------------------------- job sizes
     size_weights: tuple[tuple[str, float], ...] = (
@@ -90,8 +92,8 @@ class Parameters:
     # ----------------------------------------------------------------------------- arrivals
     jobs: int = 400
     """choice: a few hundred jobs keeps `make demo` (over HTTP) well under two minutes."""
-    offered_load: float = 1.2
-    """choice: arrivals are Poisson at a rate that asks for 120 % of the GPUs on average, so queues
+    offered_load: float = 1.5
+    """choice: arrivals are Poisson at a rate that asks for 150 % of the GPUs on average, so queues
     form and quotas matter. [helios] Earth's median GPU queueing delay is 0 s but its mean is 319 s:
     busy, with bursts."""
 

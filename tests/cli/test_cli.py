@@ -35,7 +35,7 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
-    (("serve",), ["--cluster FILE is required"]),
+    (("serve",), ["--cluster FILE, --kubeconfig PATH or --in-cluster is required"]),
     (("serve", "--cluster", "missing.yaml"), ["missing.yaml", "No such file"]),
     (("serve", "--bogus"), ["unrecognized arguments: --bogus"]),
     (("serve", "--cluster", str(MIXED), "--port", "99999"), ["not a TCP port"]),

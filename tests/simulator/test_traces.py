@@ -71,3 +71,14 @@ def test_every_openb_row_survives_the_trip_through_api_json():
     for pod in load_pods(openb("openb_pod_list_gpuspec33.csv"))[:2000]:
         request = pod.request(uid=f"openb/{pod.name}")
         assert parse_pod(api_pod(request)) == request
+
+
+def test_generated_pods_survive_the_trip_through_api_json():
+    # Gangs, teams, shares, MPS: what the simulator sends over HTTP parses back to the same request.
+    from simulator.generator import generate
+
+    _, scenario = generate(2)
+    requests = [pod for job in scenario.jobs[:150] for pod in job.pods()]
+    assert any(r.gang for r in requests) and any(r.sharing.value == "mps" for r in requests)
+    for request in requests:
+        assert parse_pod(api_pod(request)) == request
