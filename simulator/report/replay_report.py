@@ -26,7 +26,10 @@ def write(out: Path, results: Sequence, *, title: str, notes: Sequence[str] = ()
     doc.sections.append(Section("Queueing delay by team and by job size", [
         _breakdown(summaries, "queue_delay_s_by_team", "team"), _breakdown(summaries, "queue_delay_s_by_size", "job size"),
         *_delay_figures(out, summaries)]))
-    doc.sections.append(Section("Teams: quota use and borrowing", [_team_table(summaries), *_team_figures(out, results)]))
+    doc.sections.append(Section("Teams: quota use and borrowing", [
+        "GPUs in use per team, time-weighted; borrowed: GPUs held by pods bound while their team was above its "
+        "guarantee (the core marks them gpusched.io/borrowed at bind, and they are the ones reclaim may evict).",
+        _team_table(summaries), *_team_figures(out, results)]))
     evictions = sorted({k for s in summaries for k in s["evictions"]})
     if evictions:
         doc.sections.append(Section("Evictions", [Table(["team / cause", *[s["label"] for s in summaries]],
