@@ -133,6 +133,8 @@ class Replay:
         for job in scenario.jobs:
             self._push(job.submit_s, Kind.ARRIVE, job)
         for failure in scenario.failures:
+            if failure.node not in view.state.index:  # a scenario made for another cluster (compare)
+                continue
             self._push(failure.at_s, Kind.FAIL, failure)
             if failure.repair_s is not None:
                 self._push(failure.at_s + failure.repair_s, Kind.REPAIR, failure)

@@ -6,7 +6,8 @@ absent: `present` is False and it has no capacity, so it never fits anything.
 
 Rules this module keeps:
 - Only `apply`, `release`, `add_node`, `replace_node` and `remove_node` change the books, and each
-  bumps the version of the node it touches (score caches key on it).
+  gives the node it touches a new version (score caches key on it), never used before by this
+  state or any of its copies: equal versions mean equal contents.
 - Capacity never goes negative and never above the GPU's size: `apply` checks before it writes,
   so a caller's mistake raises `CapacityError` instead of corrupting the books.
 - Removed nodes keep their row as a tombstone (no capacity, unknown name) until `compact` runs.
@@ -71,6 +72,7 @@ class ClusterState:
         self._alloc_rows(max(_INITIAL_ROWS, len(nodes)), self.slots)
         self.size = 0
         self.structure_version = 0
+        self._version_counter = [0]
         self.generation = 0
         """Bumped by every change to the books, so a caller can tell whether anything moved."""
         for node in nodes:
@@ -199,7 +201,11 @@ class ClusterState:
         self._touch(row)
 
     def _touch(self, row: int) -> None:
-        self.version[row] += 1
+        # Versions come from a counter shared with every `copy()`, so a what-if copy (gang planning,
+        # reclaim plans) never gives a row a version the original will later reach with other
+        # contents: caches keyed on versions (FGD's memo is shared by the engine and its plans) stay right.
+        self._version_counter[0] += 1
+        self.version[row] = self._version_counter[0]
         self.generation += 1
 
     def set_unavailable(self, row: int, unavailable: bool) -> None:

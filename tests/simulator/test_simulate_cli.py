@@ -100,3 +100,16 @@ def test_replay_against_an_extender_already_running(small_trace, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_compare_puts_clusters_side_by_side(tmp_path):
+    small = tmp_path / "small.yaml"
+    small.write_text(CLUSTER_YAML)
+    big = tmp_path / "big.yaml"
+    big.write_text(CLUSTER_YAML + CLUSTER_YAML.replace("name: g", "name: h").replace("nodes:\n", ""))
+    out = tmp_path / "cmp"
+    assert main(["simulate", "compare", "--generate", "4", "--policy", "fgd", "--cluster", str(small),
+                 "--cluster", str(big), "--out", str(out), "--quiet"]) == 0
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    assert [r["label"] for r in runs] == ["fgd @ small", "fgd @ big"]
+    assert runs[1]["queue_delay_s"]["mean"] <= runs[0]["queue_delay_s"]["mean"]  # twice the GPUs, less waiting
