@@ -11,6 +11,7 @@ A scheduling cycle, as kube-scheduler runs it against the extender:
   3. bind(pod, node)        re-check, pick GPUs, record the allocation (idempotent per UID)
   preempt(pod, victims)     keep only victims whose removal makes the pod fit
   release(uid)              a pod ended or was deleted
+  observe_pending(pod)      a pending pod an adapter's watch saw, never filtered (it may wait for reclaim)
   expire(now)               release gang reservations past their deadline (adapters call it periodically)
 Gangs and team quotas live in `self.gates` (gatekeeper.py), called at fixed points of these verbs.
 """
@@ -159,6 +160,28 @@ class Engine:
         if pod.uid not in self._seen:
             self._seen.add(pod.uid)
             self._mix.observe(pod)
+
+    def observe_pending(self, pod: PodRequest) -> bool:
+        """A pending pod an adapter saw outside a filter call (the pod watch): `observe` it, and if
+        it fits on no node while its team stays within its guarantee, note it as waiting for reclaim.
+
+        kube-scheduler counts `nvidia.com/gpu` itself: with every GPU requested it rejects a whole-GPU
+        pod in its own filters and never asks the extender, so only this call tells the gatekeeper.
+        It only ever adds a waiting pod (over all nodes, not the ones kube-scheduler would pass);
+        filter, bind and release take it off again. Returns whether the pod waits for reclaim.
+        """
+        if pod.uid in self.allocations:
+            return False
+        self.observe(pod)
+        if pod.uid in self.gates.waiting_for_reclaim:
+            return True
+        if self.pod_gate(pod) or not self.gates.may_reclaim(pod):
+            return False
+        rows = self.state.live_rows()
+        if len(rows) and filters.fit(self.state, pod, rows, self._models(pod)).fits.any():
+            return False
+        self.gates.wait_for_reclaim(pod)
+        return True
 
     def filter(self, pod: PodRequest, names: Sequence[str]) -> FilterAnswer:
         """Which of `names` can take `pod` now; a reason for each that cannot."""

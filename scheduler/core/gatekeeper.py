@@ -2,7 +2,8 @@
 
 The engine calls in at these points and nowhere else:
     filter      `filter` decides every gang member's answer; `refine` applies per-node quota
-                limits; `after_filter` notes pods that wait for reclaim
+                limits; `after_filter` notes pods that wait for reclaim (and `wait_for_reclaim`
+                those an adapter saw pending without a filter call: `Engine.observe_pending`)
     pod_gate    `pod_gate`: a gang member without a reservation, or a pod over its team's max
     bind        `take_reserved` hands a reserved member its planned node and GPUs;
                 `record_fields` charges anyone else to their team (and marks borrowing)
@@ -162,16 +163,24 @@ class Gatekeeper:
 
     def after_filter(self, pod: PodRequest, fits_somewhere: bool) -> None:
         """Remember a pod of a team under its guarantee that fits nowhere: reclaim may make room."""
-        if not self.quotas.enabled or pod.gang is not None or not pod.wants_gpu:
-            return
-        waiting = not fits_somewhere and self.quotas.within_guarantee(self.quotas.team_of(pod), self.ask(pod))
-        if waiting and pod.uid not in self.waiting_for_reclaim:
-            self.waiting_for_reclaim[pod.uid] = pod
-            self.journal.pod(pod, reclaim=True)
-            while len(self.waiting_for_reclaim) > WAITING_FOR_RECLAIM_LIMIT:  # pods never released: oldest go
-                self.journal.forget(self.waiting_for_reclaim.pop(next(iter(self.waiting_for_reclaim))).uid)
-        elif not waiting and self.waiting_for_reclaim.pop(pod.uid, None) is not None:
+        if not fits_somewhere and self.may_reclaim(pod):
+            self.wait_for_reclaim(pod)
+        elif self.waiting_for_reclaim.pop(pod.uid, None) is not None:
             self.journal.forget(pod.uid)
+
+    def may_reclaim(self, pod: PodRequest) -> bool:
+        """A single pod asking for GPUs, of a team that stays within its guarantee with it (reclaim rule 1)."""
+        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu
+                and self.quotas.within_guarantee(self.quotas.team_of(pod), self.ask(pod)))
+
+    def wait_for_reclaim(self, pod: PodRequest) -> None:
+        """Note a pod that fits nowhere now (the caller checked `may_reclaim`) as waiting for reclaim."""
+        if pod.uid in self.waiting_for_reclaim:
+            return
+        self.waiting_for_reclaim[pod.uid] = pod
+        self.journal.pod(pod, reclaim=True)
+        while len(self.waiting_for_reclaim) > WAITING_FOR_RECLAIM_LIMIT:  # pods never released: oldest go
+            self.journal.forget(self.waiting_for_reclaim.pop(next(iter(self.waiting_for_reclaim))).uid)
 
     def pod_gate(self, pod: PodRequest) -> str:
         """A gang member without a reservation (its gang not complete), or a pod over its team's max."""

@@ -18,8 +18,11 @@ extender that lists everything rebuilds exactly the books it had (DESIGN §1):
   CPU and memory only;
 - a pod that is not bound holds nothing, even with a record: that is what a crash between the
   binder's annotation patch and its Binding leaves, and the pod's next bind overwrites it.
-  Pending pods of our scheduler are shown to the Engine (`observe`), so a bind after a restart
-  finds them.
+  Pending pods of our scheduler (not being deleted, no `schedulingGates`) are shown to the
+  Engine (`observe_pending`), so a bind after a restart finds them, and a pod that fits nowhere
+  waits for reclaim even though kube-scheduler never asked us about it (with every
+  `nvidia.com/gpu` requested its own filters reject a whole-GPU pod first). They are judged again
+  on each of their events and every `sweep`, and forgotten when bound, gated, deleted or ended.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class PodRecord:
     phase: str
     scheduler_name: str
     deleting: bool
+    gated: bool
+    """`spec.schedulingGates` not empty: kube-scheduler does not try it yet."""
     resource_version: str
     created: str
     slim: Mapping[str, Any]
@@ -78,6 +83,11 @@ class PodRecord:
     @property
     def holds(self) -> bool:
         return bool(self.node) and self.phase not in _TERMINAL
+
+    def pending_for(self, scheduler_name: str) -> bool:
+        """Unbound, not ended, not being deleted, not gated, and `scheduler_name`'s to schedule."""
+        return (not self.node and self.phase not in _TERMINAL and not self.deleting and not self.gated
+                and self.scheduler_name == scheduler_name)
 
     @property
     def annotations(self) -> Mapping[str, str]:
@@ -104,7 +114,8 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord:
         uid=str(meta.get("uid") or ""), namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
         node=str(spec.get("nodeName") or ""), phase=str(status.get("phase") or ""),
         scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
-        deleting=bool(meta.get("deletionTimestamp")), resource_version=str(meta.get("resourceVersion") or ""),
+        deleting=bool(meta.get("deletionTimestamp")), gated=bool(spec.get("schedulingGates")),
+        resource_version=str(meta.get("resourceVersion") or ""),
         created=str(meta.get("creationTimestamp") or ""),
         slim=MappingProxyType({"metadata": slim_meta, "spec": slim_spec}))
 
@@ -174,12 +185,17 @@ class ClusterCache:
                 observer(kind, _key_text(key), self._store(kind)[key])
 
     def sweep(self) -> None:
-        """Re-judge agent heartbeats: a silent agent sends no node updates for the watch to see."""
+        """Re-judge agent heartbeats (a silent agent sends no node updates for the watch to see),
+        then pending pods (capacity they were judged against may have been taken since)."""
         now = self.clock()
         for name, heartbeat in self._heartbeat.items():
             reason = self._node_problem.get(name) or heartbeat_reason(
                 heartbeat, now=now, staleness=self.settings.staleness, node=name)
             self.engine.set_node_unavailable(name, reason)
+        for record in self.pending_pods():
+            request = self.engine.pending(record.uid) or _request(record)
+            if request is not None:
+                self.engine.observe_pending(request)
 
     # ------------------------------------------------------------------------ nodes
     def _node_seen(self, obj: Mapping[str, Any]) -> None:
@@ -214,7 +230,8 @@ class ClusterCache:
     # ------------------------------------------------------------------------- pods
     def _pod_seen(self, record: PodRecord) -> None:
         old = self.pods.get(record.uid)
-        if old is not None and (old.slim, old.phase) == (record.slim, record.phase):
+        pending = record.pending_for(self.settings.scheduler_name)
+        if old is not None and _same_for_books(old, record) and not pending:
             self.pods[record.uid] = record
             return  # a status or metadata change that scheduling does not read
         self.pods[record.uid] = record
@@ -223,10 +240,13 @@ class ClusterCache:
         if not record.holds:
             if record.phase in _TERMINAL:
                 self._release(record.uid, record.node, record.key)
-            elif not record.node and record.scheduler_name == self.settings.scheduler_name:
+            elif pending:  # judged again on every event: kube-scheduler's status writes say it tried
                 request = _request(record)
-                if request is not None and record.uid not in self.engine.allocations:
-                    self.engine.observe(request)
+                if request is not None:
+                    self.engine.observe_pending(request)
+            elif (not record.node and record.scheduler_name == self.settings.scheduler_name
+                  and record.uid not in self.engine.allocations):
+                self.engine.release(record.uid)  # gated or being deleted: not pending for now
             return
         self._by_node.setdefault(record.node, set()).add(record.uid)
         request = _request(record) or _resources_only(record)
@@ -341,9 +361,8 @@ class ClusterCache:
         return dict(self._heartbeat)
 
     def pending_pods(self) -> list[PodRecord]:
-        """Pods of our scheduler not yet bound, oldest first."""
-        return sorted((r for r in self.pods.values()
-                       if not r.node and r.phase not in _TERMINAL and r.scheduler_name == self.settings.scheduler_name),
+        """Pods of our scheduler waiting to be bound (not gated, not being deleted), oldest first."""
+        return sorted((r for r in self.pods.values() if r.pending_for(self.settings.scheduler_name)),
                       key=lambda r: (r.created, r.uid))
 
     def state_section(self) -> dict[str, Any]:
@@ -366,6 +385,10 @@ class ClusterCache:
 # --------------------------------------------------------------------------- helpers
 def _key_text(key: Any) -> str:
     return "/".join(key) if isinstance(key, tuple) else str(key)
+
+
+def _same_for_books(old: PodRecord, new: PodRecord) -> bool:
+    return (old.slim, old.phase, old.deleting, old.gated) == (new.slim, new.phase, new.deleting, new.gated)
 
 
 def _request(record: PodRecord) -> PodRequest | None:
