@@ -62,6 +62,10 @@ class Backend(Protocol):
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         """What the reclaimer would evict now: (UIDs, "reclaim" | "gang-broken") per plan."""
 
+    def observe_pending(self, pod: PodRequest) -> None:
+        """The Kubernetes adapter's pod watch saw `pod` pending (`Engine.observe_pending`): it may
+        wait for reclaim even when kube-scheduler's own filters rejected it without asking."""
+
 
 def engine_evictions(engine: Engine) -> list[tuple[tuple[str, ...], str]]:
     """The Kubernetes reclaimer's worklist, from the engine's gatekeeper (scheduler/kube/gatefeed.py reads the same)."""
@@ -136,6 +140,9 @@ class InProcess:
 
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         return engine_evictions(self.engine)
+
+    def observe_pending(self, pod: PodRequest) -> None:
+        self.engine.observe_pending(pod)
 
 
 class ApiServerRecorder:
@@ -222,6 +229,10 @@ class OverHttp:
         # The Kubernetes reclaimer runs in the extender's process and reads the engine: so does this.
         return engine_evictions(self.engine)
 
+    def observe_pending(self, pod: PodRequest) -> None:
+        # So does the adapter's pod watch, which feeds the engine on the same event loop.
+        self.engine.observe_pending(pod)
+
 
 class Remote(OverHttp):
     def __init__(self, names: Sequence[str], client, policy: str) -> None:
@@ -264,6 +275,9 @@ class Remote(OverHttp):
 
     def expire(self, now: float) -> None:
         pass  # the external extender sweeps its reservations by its own clock
+
+    def observe_pending(self, pod: PodRequest) -> None:
+        pass  # a `serve --cluster` extender watches no pods: it learns of a pod only from its filter
 
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         state = await self.client.state()

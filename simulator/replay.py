@@ -8,8 +8,11 @@ Each event time is handled as kube-scheduler would see it:
      active queue (kube-scheduler's MoveAllToActiveOrBackoffQueue on such cluster events)
   3. a scheduling pass: active pods in kube-scheduler's order (priority, then arrival), one
      cycle each (`KubeScheduler`: in-tree filters, the extender's filter, prioritize, bind);
-     those that fit nowhere wait in the unschedulable set. A bind is a cluster event as well, but
-     it can only help gang members (their gang may now be reserved): they get another pass
+     those that fit nowhere wait in the unschedulable set, and the extender's pod watch sees them
+     pending (`Backend.observe_pending`): a pod kube-scheduler's own filters rejected without
+     asking the extender (every `nvidia.com/gpu` requested) may still wait for reclaim. A bind is
+     a cluster event as well, but it can only help gang members (their gang may now be reserved):
+     they get another pass
   4. the reclaimer: pods the core's reclaim plan names (borrowed pods of teams above their share,
      for a team under its guarantee that fits nowhere) and broken gangs are evicted, their jobs
      restart, and the queue is tried again
@@ -260,11 +263,13 @@ class Replay:
             if key is not None and key in failed_shapes:
                 self.recorder.skipped += 1
                 self._unschedulable[pod.uid] = entry
+                self.backend.observe_pending(pod)
                 continue
             self.recorder.attempts += 1
             outcome = await self.scheduler.schedule(pod)
             if outcome.alloc is None:
                 self._unschedulable[pod.uid] = entry
+                self.backend.observe_pending(pod)
                 if key is not None:
                     failed_shapes.add(key)
                 continue

@@ -96,13 +96,14 @@ def test_a_gang_starts_all_at_once_when_the_whole_gang_fits():
     assert result.summary["gang_wait_s"]["p50"] == 49
 
 
-def test_borrowed_gpus_are_reclaimed_for_a_team_under_its_guarantee():
+@pytest.mark.parametrize("ask", [{"gpu_milli": 500}, {"gpus": 1}], ids=["share", "whole-gpu"])
+def test_borrowed_gpus_are_reclaimed_for_a_team_under_its_guarantee(ask):
     # 8 GPUs; teams a and b are each guaranteed 4 and may borrow up to 8. Team a fills all 8 (4
-    # borrowed); when b asks for half a GPU, the reclaimer evicts one of a's borrowed pods for it.
-    # (A whole-GPU ask would not get that far: kube-scheduler itself counts nvidia.com/gpu, finds the
-    # node full and never asks the extender, so the core never hears of the waiting pod.)
+    # borrowed); when b asks for half a GPU or a whole one, the reclaimer evicts one of a's borrowed
+    # pods for it. (For the whole GPU kube-scheduler counts nvidia.com/gpu itself, finds the node
+    # full and never asks the extender: the core hears of the pod from the adapter's pod watch.)
     teams = (TeamQuota("a", 4, 8), TeamQuota("b", 4, 8))
-    jobs = (*(job(f"a{i}", i, 1000, team="a", gpus=1) for i in range(8)), job("b0", 20, 10, team="b", gpu_milli=500))
+    jobs = (*(job(f"a{i}", i, 1000, team="a", gpus=1) for i in range(8)), job("b0", 20, 10, team="b", **ask))
     result = replay.run([gpu_node("n", 8, cores=96)], Scenario("s", jobs, teams=teams), policy="bestfit", seed=1)
     summary = result.summary
     assert summary["evictions"] == {"a/reclaim": 1}
