@@ -1,4 +1,12 @@
-"""`gpusched explain --cluster FILE --pod POD.yaml`: per node, does the pod fit, its score, and why."""
+"""`gpusched explain --cluster FILE [--config FILE] --pod POD.yaml`: per node, does the pod fit,
+its score, and why.
+
+The engine is the one `serve --cluster` starts with (the file's nodes, running pods, teams and
+podGroups, `--config` on top), and the pod goes through the filter verb first, as kube-scheduler
+would send it: so gang and team-quota rejections read exactly as the extender would answer them.
+The engine is thrown away afterwards, so what the filter remembers (a gang member, a reservation
+for a gang that is complete with this pod) changes nothing outside this process.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +19,21 @@ from rich.console import Console
 from rich.table import Table
 
 from scheduler.cli.errors import UsageError
+from scheduler.cli.serve import gates_from
 from scheduler.clusterfile import ClusterFileError, load_cluster
-from scheduler.core.engine import Engine, EngineSettings
+from scheduler.configfile import ConfigError
+from scheduler.core.engine import Engine, EngineSettings, NodeVerdict
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES
-from scheduler.core.request import InvalidRequest, parse_pod
+from scheduler.core.request import InvalidRequest, PodRequest, parse_pod
+from scheduler.extender.server import cluster_engine
 from scheduler.extender.wire import scale_scores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", metavar="FILE", required=True, help="cluster file (YAML or JSON)")
     parser.add_argument("--pod", metavar="POD.yaml", required=True, help="the pod manifest to place")
+    parser.add_argument("--config", metavar="FILE", help="teams, quota unit, model weights, gang settings (YAML), "
+                                                           "on top of the cluster file's, as for serve")
     parser.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES), help="default scoring policy")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -43,16 +56,14 @@ def load_pod(path: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     try:
         spec = load_cluster(args.cluster)
-    except ClusterFileError as e:
+        gates = gates_from(args, spec.sections)
+    except (ClusterFileError, ConfigError) as e:
         raise UsageError(str(e)) from None
     try:
         pod = parse_pod(load_pod(args.pod))
     except InvalidRequest as e:
         raise UsageError(f"{args.pod}: invalid GPU request: {e}") from None
-    engine = Engine(spec.nodes, settings=EngineSettings(policy=args.policy))
-    for alloc in spec.pods:
-        engine.restore(alloc)
-    verdicts = engine.explain(pod)
+    verdicts = filtered_verdicts(cluster_engine(spec, settings=EngineSettings(policy=args.policy), gates=gates), pod)
     scaled = dict(scale_scores([(v.node, v.score) for v in verdicts]))
     policy = pod.policy or args.policy
     if args.json:
@@ -71,3 +82,13 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(v.node, mark, score, raw, ", ".join(v.gpus) or "-", v.reason)
     Console().print(table)
     return 0
+
+
+def filtered_verdicts(engine: Engine, pod: PodRequest) -> list[NodeVerdict]:
+    """Every node's verdict as the extender would give it: the filter verb's reason where it rejects
+    (gangs, team limits per node), `Engine.explain`'s score and GPU pick where it passes."""
+    names = [n for n in engine.state.names if n]
+    answer = engine.filter(pod, names)
+    rejected = {**answer.failed, **answer.unresolvable}
+    return [NodeVerdict(v.node, False, rejected[v.node], v.node in answer.unresolvable, None, ())
+            if v.node in rejected else v for v in engine.explain(pod, names)]

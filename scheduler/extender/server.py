@@ -28,13 +28,7 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
     `gates` configures teams and gangs; `clock` times gang reservations (wall time by default, so
     deadlines recorded in the state file stay meaningful across restarts).
     """
-    gates = gates or GatesConfig()
-    settings = replace(settings or EngineSettings(), gangs=gates.gangs)
-    engine = Engine(spec.nodes, settings=settings, clock=clock, quotas=gates.quotas)
-    for group in gates.pod_groups:
-        engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
-    for alloc in spec.pods:
-        _restore(engine, alloc)
+    engine = cluster_engine(spec, settings=settings, gates=gates, clock=clock)
     if journal is not None:
         for alloc in journal.load():
             _restore(engine, alloc)
@@ -46,6 +40,20 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
     if journal is not None:
         service.record_sink = journal.noted
     return service
+
+
+def cluster_engine(spec: ClusterSpec, *, settings: EngineSettings | None = None, gates: GatesConfig | None = None,
+                   clock: Callable[[], float] = time.time) -> Engine:
+    """The engine over a static cluster: its nodes, teams, gang settings and PodGroups, then the
+    file's running pods. `serve --cluster` and `explain` both start from it."""
+    gates = gates or GatesConfig()
+    settings = replace(settings or EngineSettings(), gangs=gates.gangs)
+    engine = Engine(spec.nodes, settings=settings, clock=clock, quotas=gates.quotas)
+    for group in gates.pod_groups:
+        engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
+    for alloc in spec.pods:
+        _restore(engine, alloc)
+    return engine
 
 
 def _restore(engine: Engine, alloc) -> None:
