@@ -158,6 +158,8 @@ def team_from_resource_quotas(namespace: str, hards: Sequence[Mapping[str, objec
                         value = parse_quantity(hard[key])
                     except QuantityError:
                         continue  # the API server validated it; an unreadable one limits nothing here
+                    if value < 0:
+                        continue  # likewise: the API server refuses negative quotas
                     limits[group[0]] = min(value, limits.get(group[0], value))
     if not limits:
         return None

@@ -3,7 +3,8 @@
 Status codes: kube-scheduler accepts only 200, so every verdict and every refused bind is a 200
 with an `Error` field; a body that is not an extender message at all is a 400 with a one-line
 reason (it did not come from kube-scheduler). Nothing a client sends can produce a 500 or
-change the books.
+change the books. Should a handler still raise (a bug), the verb answers 200 with an `Error`
+(logged with its traceback): kube-scheduler then retries the pod, as after any extender error.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ def create_app(service: ExtenderService, *, prefix: str = "") -> web.Application
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE] = service
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-    app.router.add_post(f"{prefix}/filter", _verb("filter", wire.decode_extender_args, _filter))
-    app.router.add_post(f"{prefix}/prioritize", _verb("prioritize", wire.decode_extender_args, _prioritize))
-    app.router.add_post(f"{prefix}/bind", _verb("bind", wire.decode_binding_args, _bind))
-    app.router.add_post(f"{prefix}/preempt", _verb("preempt", wire.decode_preemption_args, _preempt))
-    app.router.add_post(f"{prefix}/release", _verb("release", _decode_release, _release))
+    app.router.add_post(f"{prefix}/filter", _verb("filter", wire.decode_extender_args, _filter,
+                                                  wire.encode_filter_error))
+    app.router.add_post(f"{prefix}/prioritize", _verb("prioritize", wire.decode_extender_args, _prioritize,
+                                                      _prioritize_error))
+    app.router.add_post(f"{prefix}/bind", _verb("bind", wire.decode_binding_args, _bind, wire.encode_binding_result))
+    app.router.add_post(f"{prefix}/preempt", _verb("preempt", wire.decode_preemption_args, _preempt,
+                                                   _preempt_error))
+    app.router.add_post(f"{prefix}/release", _verb("release", _decode_release, _release, wire.encode_binding_result))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -65,7 +69,10 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def _verb(name: str, decode: Callable, handle: Callable[[ExtenderService, object], Awaitable[bytes] | bytes]):
+def _verb(name: str, decode: Callable, handle: Callable[[ExtenderService, object], Awaitable[bytes] | bytes],
+          error: Callable[[str], bytes]):
+    """A verb's handler: decode (400 on a malformed body), handle, encode; `error` encodes the
+    verb's answer for a failure of our own."""
     async def handler(request: web.Request) -> web.Response:
         service = request.app[SERVICE]
         started = time.perf_counter()
@@ -75,13 +82,25 @@ def _verb(name: str, decode: Callable, handle: Callable[[ExtenderService, object
         except wire.WireError as e:
             service.metrics.bad_requests.labels(name).inc()
             return web.Response(status=400, body=orjson.dumps({"Error": f"{name}: {e}"}), content_type=_JSON)
-        result = handle(service, args)
-        if not isinstance(result, bytes):
-            result = await result
+        try:
+            result = handle(service, args)
+            if not isinstance(result, bytes):
+                result = await result
+        except Exception as e:  # a bug: never a 500 to kube-scheduler; the traceback goes to the log
+            log.exception("%s failed", name)
+            result = error(f"gpusched {name} failed: internal error ({type(e).__name__}: {e})")
         service.metrics.latency.labels(name).observe(time.perf_counter() - started)
         return web.Response(body=result, content_type=_JSON)
 
     return handler
+
+
+def _prioritize_error(message: str) -> bytes:
+    return wire.encode_host_priorities([])  # HostPriorityList has no Error: no scores, kube-scheduler's decide
+
+
+def _preempt_error(message: str) -> bytes:
+    return wire.encode_preemption_result({}, {})  # no victims: nothing is evicted on a failure of ours
 
 
 def _filter(service: ExtenderService, args) -> bytes:

@@ -159,7 +159,10 @@ class ExtenderService:
             alloc = self.engine.release(uid)
             self._flush_records()
             if alloc is not None:
-                await self.binder.forget(alloc)
+                try:
+                    await self.binder.forget(alloc)
+                except Exception as e:  # the books gave the GPUs back already; only the record lags
+                    log.error("released %s, but its release could not be recorded: %s", alloc.key, e)
             return alloc
 
     def expire(self) -> list:

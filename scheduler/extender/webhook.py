@@ -21,6 +21,7 @@ the AdmissionReview JSON, not the Kubernetes client.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter
 from scheduler.core import contract as c
 from scheduler.core.request import InvalidRequest, parse_pod
 
+log = logging.getLogger(__name__)
 ADMISSION_VERSION = "admission.k8s.io/v1"
 DEFAULT_SCHEDULER_NAME = "gpu-scheduler"
 
@@ -139,6 +141,11 @@ def add_webhook_routes(app: web.Application, *, settings: WebhookSettings,
             reviews.labels("bad_request").inc()
             message = "body is not JSON" if isinstance(e, orjson.JSONDecodeError) else str(e)
             return web.Response(status=400, body=orjson.dumps({"error": f"mutate: {message}"}), content_type=_JSON)
+        except Exception as e:  # a bug: deny (fail closed, as failurePolicy: Fail would), never a 500
+            log.exception("admission review failed")
+            reviews.labels("error").inc()
+            answer = _internal_error(body, f"gpusched webhook failed: internal error ({type(e).__name__}: {e})")
+            return web.Response(body=orjson.dumps(answer), content_type=_JSON)
         reviews.labels(decision.outcome).inc()
         return web.Response(body=orjson.dumps(answer), content_type=_JSON)
 
@@ -146,6 +153,15 @@ def add_webhook_routes(app: web.Application, *, settings: WebhookSettings,
 
 
 # --------------------------------------------------------------------------- helpers
+def _internal_error(body: Mapping[str, Any], message: str) -> dict[str, Any]:
+    """A denial for a review `review` accepted as an AdmissionReview but then failed on."""
+    request = body.get("request") if isinstance(body, Mapping) else None
+    uid = request.get("uid") if isinstance(request, Mapping) else ""
+    return {"apiVersion": ADMISSION_VERSION, "kind": "AdmissionReview",
+            "response": {"uid": uid if isinstance(uid, str) else "", "allowed": False,
+                         "status": {"code": 500, "reason": "InternalError", "message": message}}}
+
+
 def _named(pod: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     """A copy `parse_pod` accepts: at admission a generated name and the namespace may be absent."""
     meta = dict(pod.get("metadata") or {}) if isinstance(pod.get("metadata"), Mapping) else {}
@@ -175,7 +191,8 @@ def _env_ops(container_path: str, container: Mapping[str, Any]) -> list[dict[str
     if not isinstance(env, list) or not env:
         return [{"op": "add", "path": f"{container_path}/env", "value": wanted}]
     ops: list[dict[str, Any]] = []
-    index = {entry.get("name"): i for i, entry in enumerate(env) if isinstance(entry, Mapping)}
+    index = {entry["name"]: i for i, entry in enumerate(env)
+             if isinstance(entry, Mapping) and isinstance(entry.get("name"), str)}
     for entry in wanted:
         i = index.get(entry["name"])
         if i is None:

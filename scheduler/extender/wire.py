@@ -74,6 +74,12 @@ def _pod(fields: Mapping[str, Any]) -> Mapping[str, Any]:
     return pod
 
 
+def _metadata(obj: Any) -> Mapping[str, Any]:
+    """An object's `metadata`, or {} where either is not a JSON object (then the caller's check fails)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def _string(fields: Mapping[str, Any], key: str, go_name: str) -> str:
     value = fields.get(key)
     if not isinstance(value, str) or not value:
@@ -92,8 +98,7 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
         return ExtenderArgs(pod, names, None)
     if nodes is not None:
         items = nodes.get("items") if isinstance(nodes, dict) else None
-        if not isinstance(items, list) or not all(
-                isinstance(n, dict) and isinstance((n.get("metadata") or {}).get("name"), str) for n in items):
+        if not isinstance(items, list) or not all(isinstance(_metadata(n).get("name"), str) for n in items):
             raise WireError("'Nodes' must be a NodeList whose items have metadata.name")
         return ExtenderArgs(pod, None, items)
     raise WireError("one of 'NodeNames' and 'Nodes' must be set")
@@ -130,7 +135,7 @@ def decode_preemption_args(body: bytes) -> PreemptionArgs:
         for p in pods:
             if not isinstance(p, dict):
                 raise WireError(f"victims of node {node!r}: each pod must be an object")
-            uid = (p.get("metadata") or {}).get("uid") if full_pods else {k.lower(): v for k, v in p.items()}.get("uid")
+            uid = _metadata(p).get("uid") if full_pods else {k.lower(): v for k, v in p.items()}.get("uid")
             if not isinstance(uid, str) or not uid:
                 raise WireError(f"victims of node {node!r}: a pod has no UID")
             uids.append(uid)

@@ -4,7 +4,7 @@ Every API call gpusched makes goes through `KubeClient.call`, which runs the cli
 on a small thread pool of its own and hands back the plain API JSON (`_preload_content=False`:
 dicts in camelCase, exactly what `scheduler.core.request.parse_pod` and `nodeinfo.node_from_api`
 read, and no generated model classes on the hot path). Failures come back as one exception type,
-`ApiError`, carrying the HTTP code and the Status reason, so callers branch on `code` and never on
+`ApiError` (an answer that is not JSON included), carrying the HTTP code and the Status reason, so callers branch on `code` and never on
 client internals. Watch streams are opened here too (`open_watch`) and read by `reflector.py`.
 
 Why the sync client and threads, not kubernetes_asyncio: docs/architecture.md, "The Kubernetes
@@ -64,6 +64,8 @@ class ApiError(Exception):
                 retry = float(headers["Retry-After"])
             return cls(int(e.status or 0), str(status.get("reason") or e.reason or ""),
                        str(status.get("message") or e.reason or ""), retry_after=retry)
+        if isinstance(e, orjson.JSONDecodeError):  # a proxy's error page, a truncated body: as if unanswered
+            return cls(0, "InvalidResponse", f"the answer is not JSON: {e}")
         return cls(0, "ConnectionError", f"{type(e).__name__}: {e}")
 
 
@@ -121,7 +123,7 @@ class KubeClient:
         loop = asyncio.get_running_loop()
         try:
             body = await loop.run_in_executor(self._executor, functools.partial(_blocking, method, args, kwargs))
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, orjson.JSONDecodeError) as e:
             error = ApiError.from_exception(e)
             self._observe(operation, error.code)
             raise error from None

@@ -67,7 +67,11 @@ class LeaderElector:
     async def run(self) -> None:
         try:
             while True:
-                await self.try_acquire_or_renew()
+                try:
+                    await self.try_acquire_or_renew()
+                except Exception:  # a bug: step down (never two reclaimers), and try again next round
+                    log.exception("lease %s: election round failed", self.settings.name)
+                    self._set(False)
                 await self._sleep(self.settings.retry_period_s)
         finally:
             if self.is_leader:

@@ -50,7 +50,10 @@ class Reclaimer:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            await self.reclaim_once()
+            try:
+                await self.reclaim_once()
+            except Exception:  # a bug must not end reclaim for good: logged, and tried again next round
+                log.exception("reclaim round failed")
 
     async def reclaim_once(self) -> dict[str, str]:
         """One round: evict what the plan names (leader only); victim UID -> result."""

@@ -7,7 +7,7 @@ One `Reflector` per kind of object (client-go's reflector, in small):
   3. the server ends the watch (its timeout): watch again from the last resourceVersion;
   4. the connection drops or stalls: watch again from the last resourceVersion after a backoff;
   5. the watch expires (HTTP 410 Gone, on the request or as an ERROR event): back to 1;
-  6. any other error: back to 1 after a backoff.
+  6. any other error (an unreadable answer, or the sink failing on a list): back to 1 after a backoff.
 A kind whose resource does not exist (a CRD not installed: 404) counts as an empty list; it is
 looked for again every `absent_recheck_s`.
 
@@ -139,7 +139,12 @@ class Reflector:
             log.warning("%s: list failed: %s", self.resource.kind, e)
             await asyncio.sleep(self._backoff.next())
             return False
-        self._listed(items, str(meta.get("resourceVersion") or ""), absent=False)
+        try:
+            self._listed(items, str(meta.get("resourceVersion") or ""), absent=False)
+        except Exception:  # a bug in the sink: logged; list again after a backoff rather than stop mirroring
+            log.exception("%s: applying the list failed", self.resource.kind)
+            await asyncio.sleep(self._backoff.next())
+            return False
         return True
 
     def _listed(self, items: list[Mapping[str, Any]], resource_version: str, *, absent: bool) -> None:

@@ -66,7 +66,10 @@ class KubeSync:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
-            self.cache.sweep()
+            try:
+                self.cache.sweep()
+            except Exception:  # a bug must not stop the sweeping; it is logged with its traceback
+                log.exception("sweeping heartbeats and pending pods failed")
 
     def resource_versions(self) -> dict[str, str]:
         return {r.resource.kind: r.resource_version for r in self.reflectors}
