@@ -103,6 +103,8 @@ class Engine:
         self._sequence = 0
         self._last_candidates: tuple[int, Candidates] | None = None
         self._last_fit: tuple | None = None
+        self._fits_anywhere: tuple[int, dict[tuple, bool]] = (-1, {})
+        """(books generation, pod shape -> fits on some node): `observe_pending`'s judgements."""
         self.gates = Gatekeeper(self, PlanTools(self._models, self.policy_of, self._ctx, self._allocation),
                                 clock=clock, quotas=quotas, gangs=self.settings.gangs)
 
@@ -177,11 +179,16 @@ class Engine:
             return True
         if self.pod_gate(pod) or not self.gates.may_reclaim(pod):
             return False
-        rows = self.state.live_rows()
-        if len(rows) and filters.fit(self.state, pod, rows, self._models(pod)).fits.any():
-            return False
-        self.gates.wait_for_reclaim(pod)
-        return True
+        generation, anywhere = self._fits_anywhere
+        if generation != self.state.generation:  # the books changed: judge every shape afresh
+            generation, anywhere = self._fits_anywhere = (self.state.generation, {})
+        fits = anywhere.get(pod.shape)
+        if fits is None:  # every row through one slice; removed rows are empty and fit no GPU pod
+            rows = slice(0, len(self.state.specs))
+            fits = anywhere[pod.shape] = bool(filters.fit(self.state, pod, rows, self._models(pod)).fits.any())
+        if not fits:
+            self.gates.wait_for_reclaim(pod)
+        return not fits
 
     def filter(self, pod: PodRequest, names: Sequence[str]) -> FilterAnswer:
         """Which of `names` can take `pod` now; a reason for each that cannot."""

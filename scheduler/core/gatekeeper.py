@@ -324,8 +324,10 @@ class Gatekeeper:
 
     def ask(self, pod: PodRequest) -> int:
         """What the pod would be charged at most (its dearest allowed GPU)."""
+        if self.quotas.config.unit is QuotaUnit.GPU:
+            return pod.total_milli
         rows = self.state.live_rows()
-        if self.quotas.config.unit is QuotaUnit.GPU or not len(rows):
+        if not len(rows):
             return pod.total_milli
         return int(self.quotas.ask_by_row(self.state, pod, rows, self.tools.models_of(pod)).max())
 
