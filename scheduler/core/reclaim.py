@@ -63,6 +63,10 @@ class Unit:
         return f"gang {self.gang}" if self.gang else self.pods[0]
 
 
+FitsOnEach = Callable[[Sequence[tuple[str, Sequence[Unit]]]], Sequence[bool]]
+"""[(node, victims), ...] -> for each, does the pod fit on that node once those victims are gone?"""
+
+
 @dataclass(frozen=True)
 class ReclaimAsk:
     """A pending pod (or gang) of `team` that would be charged `milli`."""
@@ -140,11 +144,14 @@ def candidates(ask: ReclaimAsk, units: Sequence[Unit], standings: Mapping[str, S
 
 def select_reclaim_victims(ask: ReclaimAsk, units: Sequence[Unit], standings: Mapping[str, Standing], *,
                            fits_on: Callable[[str, Sequence[Unit]], bool] | None = None,
-                           fits: Callable[[Sequence[Unit]], bool] | None = None) -> ReclaimPlan:
+                           fits: Callable[[Sequence[Unit]], bool] | None = None,
+                           fits_on_each: FitsOnEach | None = None) -> ReclaimPlan:
     """The evictions that make room for `ask` (see the module docstring), or a plan with a reason.
 
     A single pod passes `fits_on(node, victims)`: does it fit on `node` once `victims` are gone?
-    A gang passes `fits(victims)`: does the whole gang plan once `victims` are gone? Both are
+    and may pass `fits_on_each([(node, victims), ...])`, the same question for many nodes at
+    once (one vectorised filter instead of one per node; the answer is the same).
+    A gang passes `fits(victims)`: does the whole gang plan once `victims` are gone? All are
     what-ifs the caller runs on a copy; they must not change the books.
     """
     standing = standings.get(ask.team)
@@ -161,14 +168,17 @@ def select_reclaim_victims(ask: ReclaimAsk, units: Sequence[Unit], standings: Ma
             return ReclaimPlan(ask, reason="fits without evictions")
         taken = _take_until(order, fits)
         return ReclaimPlan(ask, taken) if taken else ReclaimPlan(ask, reason="evicting every candidate is not enough")
+    here: dict[str, list[Unit]] = {}
+    for unit in order:
+        for node in unit.nodes:
+            here.setdefault(node, []).append(unit)
+    nodes = sorted(here)
+    each = fits_on_each or (lambda asks: [fits_on(node, victims) for node, victims in asks])
+    free = [bool(f) for f in each([(node, ()) for node in nodes])]
+    if any(free):
+        return ReclaimPlan(ask, node=nodes[free.index(True)], reason="fits without evictions")
     best: tuple[tuple, str, tuple[Unit, ...]] | None = None
-    for node in sorted({n for u in order for n in u.nodes}):
-        here = [u for u in order if node in u.nodes]
-        if fits_on(node, ()):
-            return ReclaimPlan(ask, node=node, reason="fits without evictions")
-        taken = _take_until(here, lambda victims, node=node: fits_on(node, victims))
-        if not taken:
-            continue
+    for node, taken in _take_until_each(here, each, fits_on).items():
         newest = sorted((u.age for u in taken), reverse=True)
         rank = (sum(len(u.uids) for u in taken), sum(u.milli for u in taken), _Reversed(newest), node)
         if best is None or rank < best[0]:
@@ -176,6 +186,35 @@ def select_reclaim_victims(ask: ReclaimAsk, units: Sequence[Unit], standings: Ma
     if best is None:
         return ReclaimPlan(ask, reason="no node has room even after evicting every candidate there")
     return ReclaimPlan(ask, best[2], node=best[1])
+
+
+def _take_until_each(here: Mapping[str, Sequence[Unit]], each: FitsOnEach,
+                     fits_on: Callable[[str, Sequence[Unit]], bool]) -> dict[str, tuple[Unit, ...]]:
+    """`_take_until` on every node at once: round k asks `each` about every node still short of
+    room with its first k candidates; then the reprieves, node by node. Nodes never with room are left out."""
+    taken: dict[str, list[Unit]] = {node: [] for node in here}
+    short = list(here)
+    enough: dict[str, list[Unit]] = {}
+    k = 0
+    while short:
+        short = [node for node in short if k < len(here[node])]
+        for node in short:
+            taken[node].append(here[node][k])
+        answers = each([(node, tuple(taken[node])) for node in short]) if short else []
+        for node, fits in zip(short, answers, strict=True):
+            if fits:
+                enough[node] = taken[node]
+        short = [node for node, fits in zip(short, answers, strict=True) if not fits]
+        k += 1
+    out = {}
+    for node in sorted(enough):
+        chosen = enough[node]
+        for unit in reversed(list(chosen)):
+            trial = [u for u in chosen if u is not unit]
+            if trial and fits_on(node, trial):
+                chosen = trial
+        out[node] = tuple(chosen)
+    return out
 
 
 def _take_until(order: Sequence[Unit], fits: Callable[[Sequence[Unit]], bool]) -> tuple[Unit, ...]:
