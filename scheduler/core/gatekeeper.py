@@ -73,6 +73,8 @@ class Gatekeeper:
         """UID -> reservation it was bound from, until the bind is committed or undone."""
         self.config_version = 0
         """Bumped by every change of teams, labels or PodGroups: a failed plan is retried after one."""
+        self.plans_memo: tuple | None = None
+        """reclaim_plans.current_plans' last answer and what it depended on."""
 
     @property
     def state(self) -> ClusterState:

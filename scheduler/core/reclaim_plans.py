@@ -35,9 +35,23 @@ FITS_ALREADY = "fits without evictions"
 
 
 def current_plans(gates: Gatekeeper) -> list[ReclaimPlan]:
-    """One plan per waiting pod and per waiting gang; empty without quotas."""
+    """One plan per waiting pod and per waiting gang; empty without quotas.
+
+    Planning costs seconds on a large full cluster, and /metrics, GET /state and the reclaimer all
+    ask: the plans are kept until the books, the configuration or who is waiting changes.
+    """
     if not gates.quotas.enabled:
         return []
+    key = (gates.state.generation, gates.config_version, tuple(sorted(gates.waiting_for_reclaim)),
+           tuple((gang.key, tuple(m.uid for m in _blocked_members(gates, gang))) for gang in gates.gangs))
+    if gates.plans_memo is not None and gates.plans_memo[0] == key:
+        return list(gates.plans_memo[1])
+    plans = _plan(gates)
+    gates.plans_memo = (key, plans)
+    return list(plans)
+
+
+def _plan(gates: Gatekeeper) -> list[ReclaimPlan]:
     trial = gates.state.copy()
     units = gates.units()
     standings = gates.quotas.standings(gates.quotas.capacity(trial))

@@ -94,3 +94,20 @@ async def test_the_preempt_verb_keeps_only_victims_reclaim_would_take(make):
     on = {a.node: [a.uid] for a in request.allocations.values()}
     kept = driver.engine.preempt(nlp_pod, on)
     assert sorted(u for us in kept.values() for u in us) == ["uid-vision-v2", "uid-vision-v3"]
+
+
+async def test_reclaim_plans_are_computed_once_until_something_changes(make, monkeypatch):
+    from scheduler.core import reclaim_plans
+
+    driver = await borrowed_cluster(make)
+    await driver.cycle(nlp("n0"))
+    calls = []
+    real = reclaim_plans._plan
+    monkeypatch.setattr(reclaim_plans, "_plan", lambda gates: calls.append(1) or real(gates))
+    driver.engine.gates.plans_memo = None
+    first = reclaim_plans.current_plans(driver.engine.gates)
+    assert first and reclaim_plans.current_plans(driver.engine.gates) == first  # a scrape, then GET /state
+    assert len(calls) == 1
+    await driver.release("uid-vision-v3")  # the books moved: planned again
+    reclaim_plans.current_plans(driver.engine.gates)
+    assert len(calls) == 2
