@@ -97,3 +97,33 @@ def node_fragmentation(state: ClusterState, rows: np.ndarray, tasks: TaskMatrix)
     r = free_share(state, rows)
     p = parts(r, hostable(state, rows, tasks), tasks)
     return combine(r.sum(1), state.cpu_free[rows], p.count, p.fit_sum, tasks)
+
+
+def reduction(state: ClusterState, rows: np.ndarray, slot_fit: np.ndarray, tasks: TaskMatrix, *,
+              cpu_milli: int, gpus: int, share_milli: int) -> np.ndarray:
+    """float64 [B, G]: F_n(M) before − after placing the pod, per candidate slot (−inf where the
+    slot does not fit). A share changes only the slot it lands on; whole GPUs take the first
+    `gpus` fitting slots whatever the column (so every fitting column holds the same value); a
+    CPU-only pod changes CPU only. Weighted milli-GPU, exact integers (see module doc).
+    """
+    r = free_share(state, rows)
+    ok = hostable(state, rows, tasks)
+    p = parts(r, ok, tasks)
+    u = r.sum(1)
+    cpu_after = state.cpu_free[rows] - cpu_milli
+    before = combine(u, state.cpu_free[rows], p.count, p.fit_sum, tasks)
+    if not share_milli:
+        take = slot_fit & (np.cumsum(slot_fit, axis=1) <= gpus)
+        r_after = np.where(take, 0, r)
+        pa = parts(r_after, ok, tasks)
+        after = combine(r_after.sum(1), cpu_after, pa.count, pa.fit_sum, tasks)
+        fits = slot_fit if gpus else np.ones_like(slot_fit)
+        return np.where(fits, (before - after)[:, None], -np.inf)
+    # A share on slot g changes only slot g: patch the aggregates instead of recomputing them.
+    r_new = (r - share_milli)[:, :, None]
+    fits_new = ok & (r_new >= np.maximum(tasks.milli, 1)[None, None, :])
+    count = p.count[:, None, :] - p.fits + fits_new
+    fit_sum = p.fit_sum[:, None, :] - r[:, :, None] * p.fits + r_new * fits_new
+    after = combine(np.broadcast_to((u - share_milli)[:, None], r.shape),
+                    np.broadcast_to(cpu_after[:, None], r.shape), count, fit_sum, tasks)
+    return np.where(slot_fit, before[:, None] - after, -np.inf)

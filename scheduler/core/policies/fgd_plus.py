@@ -1,0 +1,145 @@
+"""fgd-plus and its ablations: FGD's fragmentation gradient, plus the GPU it cannot see being lost.
+
+For a fitting node, x is what placing the pod there saves, in milli-GPU expected over the workload M
+(benchmarks/results/policies.md measures every term):
+
+    x = ΔF / |M|                        FGD's fragmentation reduction (`fragmentation.reduction`)
+      − cpu · ΔS                        GPU stranded by CPU running out (`stranding`)
+      − models · d · φ_X                taking d milli-GPU of a model other pods depend on (`scarcity`)
+
+score = ⌊100 · sigmoid(x / 1000)⌋ (FGD's integer bins: nodes within a few hundredths of a GPU of each
+other tie) + a tie-break below one point: best-fit (`packing`) and then a fixed pseudo-random node
+order drawn from the seed. FGD's published numbers rely on such an order (the artifact's
+kube-scheduler takes the first tied node in a seeded order; a uniform pick among ties leaves twice
+the GPUs idle), so these policies carry their own and place the same under any caller's tie-break.
+`binned=False` scores x itself (fgd-exact), which loses: the bins are what let a consistent order
+consolidate.
+
+GPU inside the node: the share's GPU with the largest exact node-local x (fragmentation and CPU),
+then the tightest; whole GPUs as gpu_pick. The model term is charged for that GPU's model (on a
+node with mixed models the GPU is chosen without it). Node-local parts are cached per pod shape
+and node version (`node_memo`); φ is global and recomputed per call, one pass over the GPU table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from scheduler.core import fragmentation as frag
+from scheduler.core import gpu_pick, scarcity, stranding
+from scheduler.core.policies import node_memo
+from scheduler.core.policies.base import Policy, PolicyContext
+from scheduler.core.request import PodRequest
+from scheduler.core.state import ClusterState
+
+
+@dataclass(frozen=True)
+class Terms:
+    binned: bool = True
+    """FGD's integer sigmoid bins; False: the exact saving decides and the order breaks exact ties."""
+    cpu: float = 0.0
+    """Weight of the stranded-GPU change."""
+    models: float = 0.0
+    """Weight of the model pressure φ."""
+    packing: float = 0.0
+    """Within a bin, prefer the node left tightest in CPU and GPU (bestfit's measure), 0..0.5 of a point."""
+
+    def __post_init__(self) -> None:
+        if self.cpu < 0 or self.models < 0 or not 0 <= self.packing <= 0.5:
+            raise ValueError(f"invalid terms {self}")
+
+
+def make(name: str, summary: str, terms: Terms) -> Policy:
+    namespace = f"fgd-plus:{terms.cpu}"  # the cached part depends on the CPU weight only
+
+    def local(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+              tasks: frag.TaskMatrix) -> tuple[np.ndarray, np.ndarray]:
+        return node_saving(state, pod, rows, slot_fit, tasks, cpu=terms.cpu)
+
+    def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+              ctx: PolicyContext) -> np.ndarray:
+        saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=namespace, compute=local)
+        if terms.models and pod.total_milli:
+            phi = model_pressure(state, ctx, node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx))
+            saving = saving - terms.models * pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
+        order = node_order(state, ctx)[rows]
+        if not terms.binned:
+            return saving / 1000.0 + 1e-9 * order
+        binned = np.floor(100.0 / (1.0 + np.exp(-saving / 1000.0)))
+        packed = terms.packing * tightness(state, pod, rows) if terms.packing else 0.0
+        return binned + packed + 1e-3 * order
+
+    def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,
+             ctx: PolicyContext) -> tuple[int, ...]:
+        if pod.is_share:
+            _, slot = node_memo.cached(state, pod, np.array([row]), slot_fit[None, :], ctx, namespace=namespace,
+                                       compute=local)
+            return (int(slot[0]),)
+        if pod.gpus:
+            return gpu_pick.whole_gpus(state, row, slot_fit, pod.gpus)
+        return ()
+
+    return Policy(name, summary, score, pick)
+
+
+def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+                tasks: frag.TaskMatrix, *, cpu: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x without the model term [B], its best slot [B] or -1): FGD's reduction per |M| minus cpu · ΔS."""
+    per_slot = frag.reduction(state, rows, slot_fit, tasks, cpu_milli=pod.cpu_milli, gpus=pod.gpus,
+                              share_milli=pod.gpu_milli) / tasks.total
+    saving = per_slot.max(1)
+    if cpu:
+        demand = stranding.cpu_demand(tasks)
+        free = frag.free_share(state, rows).sum(1)
+        cpu_free = state.cpu_free[rows]
+        saving = saving - cpu * (stranding.stranded(free - pod.total_milli, cpu_free - pod.cpu_milli, demand)
+                                 - stranding.stranded(free, cpu_free, demand))
+    if pod.is_share:
+        # The largest saving, then the tightest GPU, then the lowest index.
+        best = per_slot == per_slot.max(1, keepdims=True)
+        slot = np.where(best, state.free_milli[rows], np.iinfo(np.int64).max).argmin(1)
+    else:
+        slot = np.where(slot_fit.any(1), slot_fit.argmax(1), -1)
+    return saving, slot
+
+
+def model_pressure(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> np.ndarray:
+    """φ per model id, recomputed when the books change (`generation`), shared by the variants."""
+    cached = ctx.memo.get("model-pressure")
+    if cached is None or cached[0] is not state or cached[1] != state.generation or cached[2] is not tasks:
+        cached = (state, state.generation, tasks, scarcity.model_pressure(scarcity.free_by_model(state), tasks))
+        ctx.memo["model-pressure"] = cached
+    return cached[3]
+
+
+def tightness(state: ClusterState, pod: PodRequest, rows: np.ndarray) -> np.ndarray:
+    """0..1, higher where the node is left with less free CPU and GPU (bestfit's measure, unbinned)."""
+    cpu_left = (state.cpu_free[rows] - pod.cpu_milli) / 128_000
+    gpu_left = (frag.free_share(state, rows).sum(1) - pod.total_milli) / 8_000
+    return np.clip(1.0 - 0.5 * (cpu_left + gpu_left), 0.0, 1.0)
+
+
+def node_order(state: ClusterState, ctx: PolicyContext) -> np.ndarray:
+    """float64 [rows] in [0, 1): a pseudo-random rank per node name, fixed for a seed."""
+    key = (state.structure_version, state.rows, ctx.seed)
+    cached = ctx.memo.get("node-order")
+    if cached is None or cached[0] != key:
+        salt = (ctx.seed & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+        ranks = [int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8, key=salt).digest(), "little")
+                 for name in state.names]
+        order = np.zeros(state.rows)
+        order[:len(ranks)] = np.array(ranks, np.float64) / 2.0**64
+        cached = (key, order)
+        ctx.memo["node-order"] = cached
+    return cached[1]
+
+
+FGD_EXACT = make("fgd-exact", "FGD scored by the exact fragmentation change (no integer bins)", Terms(binned=False))
+FGD_BESTFIT = make("fgd-bestfit", "FGD, ties to the node left tightest (best-fit)", Terms(packing=0.5))
+FGD_CPU = make("fgd-cpu", "FGD plus the GPU stranded when CPU runs out", Terms(cpu=1.0))
+FGD_MODELS = make("fgd-models", "FGD plus the pressure on GPU models that constrained pods need", Terms(models=0.5))
+FGD_PLUS = make("fgd-plus", "FGD plus stranded GPU (CPU) and model pressure", Terms(cpu=1.0, models=0.5))
+POLICIES = (FGD_EXACT, FGD_BESTFIT, FGD_CPU, FGD_MODELS, FGD_PLUS)

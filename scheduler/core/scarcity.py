@@ -1,0 +1,52 @@
+"""How contested each GPU model is by pods that may use only some models (FGD §2.1's gpuspec traces).
+
+A pod that may run anywhere should leave the scarce models to the pods that can run only there.
+FGD does not see scarcity: a model is a fragment for the task types that may not use it, so
+filling a small pool (say 39 G3 nodes) lowers fragmentation as much as filling a big one, and the
+pods tied to the small pool fail once unconstrained pods have taken it.
+
+The pressure on model X, from the task types m of M whose allowed models A_m include X, each with
+λ_m its share of M's GPU demand, and free(·) the free milli-GPU of usable GPUs:
+
+    φ_X = Σ_{m: X ∈ A_m} λ_m · free(all) / free(A_m)   −   min over models with free GPU
+
+λ_m · free(all) is what type m will ask of the free capacity if the mix holds; divided by what
+its models have free, it is m's demand-to-supply ratio. Types that may use every model add the
+same to every φ_X, so the subtracted minimum makes φ = 0 everywhere when no pod is constrained,
+and φ_X − φ_Y says how much more contested X is than Y. Placing d milli-GPU on a GPU of model X
+costs d · φ_X (milli-GPU), charged by the policy that uses it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scheduler.core.fragmentation import TaskMatrix
+from scheduler.core.state import ClusterState
+
+
+def free_by_model(state: ClusterState) -> np.ndarray:
+    """float64 [models]: free milli-GPU of usable GPUs per model id."""
+    n = state.size
+    usable = state.usable[:n]
+    return np.bincount(state.model_id[:n][usable], weights=state.free_milli[:n][usable],
+                       minlength=len(state.models)).astype(np.float64)
+
+
+def model_pressure(free: np.ndarray, tasks: TaskMatrix) -> np.ndarray:
+    """float64 [models + 1]: φ per model id (see module doc); the last entry (absent slots) is 0.
+
+    `free` is `free_by_model`; `tasks.allowed` has one row per model id plus that last one.
+    """
+    phi = np.zeros(len(free) + 1)
+    demand = tasks.weights * (tasks.milli * tasks.need) * tasks.wants_gpu
+    if demand.sum() <= 0 or free.sum() <= 0:
+        return phi
+    share = demand / demand.sum()
+    allowed = tasks.allowed[:len(free)].astype(np.float64)
+    supply = free @ allowed
+    ratio = np.divide(share * free.sum(), supply, out=np.zeros_like(supply), where=supply > 0)
+    phi[:-1] = allowed @ ratio
+    phi[:-1] -= phi[:-1][free > 0].min()
+    phi[:-1][free <= 0] = 0.0
+    return phi

@@ -1,0 +1,55 @@
+"""GPU that a node's free CPU cannot serve: stranded GPU, measured against the workload M.
+
+A GPU pod needs CPU too, so a node whose CPU is nearly gone cannot use its free GPUs however whole
+they are. FGD sees this only as a cliff (a task type whose CPU no longer fits counts every free
+GPU as a fragment), so it is indifferent to where a CPU-only pod goes until that cliff is near, and
+CPU-only pods drift onto GPU-dense nodes and eat the CPU their GPUs will need.
+
+This module measures the slope instead. A GPU task type m asks ρ_m = cpu_m / gpu_m CPU milli per
+milli-GPU. Were node n's free GPU U_n filled only by pods of type m, its free CPU C_n would run
+out after C_n / ρ_m milli-GPU, stranding the rest. Averaged over M, by each type's share of the
+GPU demand q_m = w_m·gpu_m / Σ w·gpu:
+
+    S_n = Σ_m q_m · max(0, U_n − C_n / ρ_m)            (milli-GPU)
+
+S is 0 on a node with CPU to spare for every type, grows as CPU-only pods (or CPU-hungry GPU pods)
+take the CPU its GPUs need, and equals U_n once C_n is gone. Pure function of (U, C) per node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scheduler.core.fragmentation import TaskMatrix
+
+
+@dataclass(frozen=True)
+class CpuDemand:
+    """The GPU task types of M as CPU-per-GPU ratios and their shares of the GPU demand."""
+
+    ratio: np.ndarray
+    """float64 [K]: CPU milli per milli-GPU, distinct values ascending."""
+    weight: np.ndarray
+    """float64 [K]: share of M's GPU demand at that ratio (sums to 1, or empty)."""
+
+
+def cpu_demand(tasks: TaskMatrix) -> CpuDemand:
+    gpu = tasks.wants_gpu
+    milli = (tasks.milli * tasks.need)[gpu].astype(np.float64)
+    demand = tasks.weights[gpu] * milli
+    if not len(demand) or demand.sum() <= 0:
+        return CpuDemand(np.zeros(0), np.zeros(0))
+    ratio, inverse = np.unique(tasks.cpu[gpu] / milli, return_inverse=True)
+    weight = np.bincount(inverse.reshape(-1), weights=demand, minlength=len(ratio))
+    return CpuDemand(ratio, weight / weight.sum())
+
+
+def stranded(free_milli: np.ndarray, free_cpu: np.ndarray, demand: CpuDemand) -> np.ndarray:
+    """float64, the shape of `free_milli`: S for each (U, C) pair (see module doc)."""
+    u = np.asarray(free_milli, np.float64)[..., None]
+    c = np.asarray(free_cpu, np.float64)[..., None]
+    with np.errstate(divide="ignore"):
+        servable = np.where(demand.ratio > 0, c / demand.ratio, np.inf)
+    return np.maximum(0.0, u - servable) @ demand.weight
