@@ -62,7 +62,7 @@ def line_plot(path: Path, series: Mapping[str, tuple[Sequence[float], Sequence[f
 
 def bar_plot(path: Path, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, ylabel: str,
              title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(categories) * max(1, len(series))), 4.0))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.8 * len(categories) * max(1, len(series)))), 4.0))
     width = 0.8 / max(1, len(series))
     x = np.arange(len(categories))
     for i, (label, values) in enumerate(series.items()):
