@@ -4,7 +4,7 @@ HTTP extender.
 The extender is started on loopback (the same aiohttp app `gpusched serve` runs) and driven the
 way kube-scheduler drives it: filter, prioritize, bind, for every pod of a generated day in a
 128-GPU cluster with five teams, gangs, GPU shares, MPS pods and a GPU failure. The same workload
-runs under FGD (the default policy) and best-fit, side by side; the report and plots go to --out.
+runs under fgd-plus (the default policy) and FGD, side by side; the report and plots go to --out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 
 from scheduler.cli.errors import UsageError
 
-DEMO_POLICIES = "fgd,bestfit"
+DEMO_POLICIES = "fgd-plus,fgd"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

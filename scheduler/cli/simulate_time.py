@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from scheduler.cli.errors import UsageError
+from scheduler.core.policies import DEFAULT_POLICY
 
 DEFAULT_GENERATOR_SEED = 7
 
@@ -18,7 +19,7 @@ DEFAULT_GENERATOR_SEED = 7
 def replay(args: argparse.Namespace) -> int:
     from scheduler.cli.simulate import parse_policies, parse_seeds
 
-    policies = parse_policies(args.policy, default=("fgd",))
+    policies = parse_policies(args.policy, default=(DEFAULT_POLICY,))
     if len(policies) > 1:
         raise UsageError("one --policy per run; to put several side by side use `gpusched simulate compare`")
     clusters = _clusters(args)
@@ -33,7 +34,7 @@ def replay(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     from scheduler.cli.simulate import parse_policies, parse_seeds
 
-    policies = parse_policies(args.policy, default=("fgd", "bestfit"))
+    policies = parse_policies(args.policy, default=(DEFAULT_POLICY, "fgd"))
     clusters = _clusters(args) or [("", None)]
     if len(policies) * len(clusters) < 2:
         raise UsageError("compare needs two or more policies (--policy a,b) or cluster files (--cluster X --cluster Y)")

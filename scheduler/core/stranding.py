@@ -50,6 +50,6 @@ def stranded(free_milli: np.ndarray, free_cpu: np.ndarray, demand: CpuDemand) ->
     """float64, the shape of `free_milli`: S for each (U, C) pair (see module doc)."""
     u = np.asarray(free_milli, np.float64)[..., None]
     c = np.asarray(free_cpu, np.float64)[..., None]
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # ratio 0: CPU never limits that type
         servable = np.where(demand.ratio > 0, c / demand.ratio, np.inf)
     return np.maximum(0.0, u - servable) @ demand.weight

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 COLOURS = {"random": "#9e9e9e", "dotprod": "#8c564b", "clustering": "#9467bd", "packing": "#2ca02c",
-           "bestfit": "#1f77b4", "fgd": "#d62728", "binpack": "#ff7f0e", "spread": "#17becf"}
+           "bestfit": "#1f77b4", "fgd": "#d62728", "fgd-plus": "#e377c2", "binpack": "#ff7f0e", "spread": "#17becf"}
 
 
 def colour(label: str, i: int) -> str:

@@ -15,7 +15,7 @@ from simulator.traces.nodes import load_nodes
 from tests.simulator.conftest import openb
 
 GOLDEN = Path(__file__).parent / "golden" / "fgd-small-summary.json"
-POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
+POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd", "fgd-plus")
 
 
 def summaries(out: Path) -> list[dict]:
@@ -46,7 +46,7 @@ def test_in_process_and_http_place_identically(small_trace, policy):
 
 
 @pytest.mark.traces
-@pytest.mark.parametrize("policy", ["fgd", "random", "clustering"])
+@pytest.mark.parametrize("policy", ["fgd", "fgd-plus", "random", "clustering"])
 def test_in_process_and_http_place_identically_on_the_openb_trace(policy):
     nodes = load_nodes(openb("openb_node_list_gpu_node.csv"))
     pods = load_pods(openb("openb_pod_list_gpuspec33.csv"))

@@ -77,7 +77,7 @@ def test_generated_job_sizes_follow_the_cited_statistics():
     assert {t.name for t in scenario.teams} == {"vision", "language", "speech", "recsys", "research"}
 
 
-@pytest.mark.parametrize("policy", ["fgd", "bestfit", "random", "packing"])
+@pytest.mark.parametrize("policy", ["fgd-plus", "fgd", "bestfit", "random", "packing"])
 def test_in_process_and_http_replays_place_identically(policy):
     nodes, scenario = small_generated()
     a = replay.run(nodes, scenario, policy=policy, seed=9)

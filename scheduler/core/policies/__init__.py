@@ -11,13 +11,24 @@ Nothing registers itself on import: `POLICIES` below is the whole list.
 
 from __future__ import annotations
 
-from scheduler.core.policies import bestfit, binpack, clustering, dotprod, fgd, fgd_plus, packing, random_fit, spread
+from scheduler.core.policies import (
+    bestfit,
+    binpack,
+    clustering,
+    dotprod,
+    fgd,
+    fgd_plus,
+    packing,
+    random_fit,
+    spread,
+)
 from scheduler.core.policies.base import Policy, PolicyContext
 
 POLICIES: dict[str, Policy] = {p.name: p for p in (
     binpack.POLICY, spread.POLICY, bestfit.POLICY, fgd.POLICY,
     random_fit.POLICY, dotprod.POLICY, clustering.POLICY, packing.POLICY, *fgd_plus.POLICIES,
 )}
-DEFAULT_POLICY = "fgd"
+DEFAULT_POLICY = "fgd-plus"
+"""Leaves less GPU unallocated than FGD on all 17 openb traces (benchmarks/results/policies.md)."""
 
 __all__ = ["DEFAULT_POLICY", "POLICIES", "Policy", "PolicyContext"]
