@@ -1,6 +1,6 @@
 """Extender speed at 5,000 nodes: latency, throughput and memory, beside a do-nothing extender.
 
-    python -m benchmarks.extender_latency [--nodes 5000] [--pods 2000] [--policies fgd,binpack]
+    python -m benchmarks.extender_latency [--nodes 5000] [--pods 2000] [--policies fgd-plus,fgd,binpack]
 
 Both servers run as separate processes (the real `gpusched serve --cluster`, and
 `benchmarks/null_extender.py`) and are driven over keep-alive HTTP on loopback, node names only
@@ -32,6 +32,7 @@ import orjson
 from benchmarks.big_cluster import cluster_file_dict, nodes, pod_json
 from benchmarks.machine import describe, rss_mib
 from scheduler.core.engine import Engine, EngineSettings
+from scheduler.core.policies import DEFAULT_POLICY
 from scheduler.core.request import parse_pod
 from scheduler.extender.statefile import StateJournal
 
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--policies", default="fgd,binpack")
+    parser.add_argument("--policies", default=f"{DEFAULT_POLICY},fgd,binpack")
     parser.add_argument("--bound", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -230,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
         journal = Path(tmp) / "books.jsonl"
         bound = write_bound_journal(journal, args.bound, args.nodes)
-        empty, _ = serve(cluster, "fgd")
-        loaded, url = serve(cluster, "fgd", "--state-file", str(journal))
+        empty, _ = serve(cluster, DEFAULT_POLICY)
+        loaded, url = serve(cluster, DEFAULT_POLICY, "--state-file", str(journal))
         try:
             state = json.loads(urllib.request.urlopen(url + "/state", timeout=60).read())
             rss_empty, rss_loaded = rss_mib(empty.pid), rss_mib(loaded.pid)

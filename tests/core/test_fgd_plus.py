@@ -189,3 +189,24 @@ def test_the_tie_break_stays_below_one_score_point():
 def test_invalid_terms_are_refused(terms):
     with pytest.raises(ValueError, match="invalid terms"):
         fgd_plus.Terms(**terms)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 5), st.integers(1, 1000), st.booleans()), min_size=1, max_size=30))
+def test_the_tracked_free_capacity_per_model_equals_a_full_recount(steps):
+    nodes = [node(f"a{i}").gpus(2, sharing="mps").build() for i in range(3)] + [
+        node(f"t{i}").gpus(4, model="Tesla-T4", sharing="mps").build() for i in range(3)]
+    engine = Engine(nodes)
+    tracked = scarcity.FreeByModel()
+    bound: list[str] = []
+    for i, (row, milli, release) in enumerate(steps):
+        if release and bound:
+            engine.release(bound.pop(0))
+        else:
+            request = pod(f"p{i}").share(milli).request() if milli < 1000 else pod(f"p{i}").gpus(1).request()
+            if engine.filter(request, [nodes[row].name]).passed:
+                engine.bind(request.uid, "ml", request.name, nodes[row].name)
+                bound.append(request.uid)
+        if i == len(steps) // 2:
+            engine.upsert_node(node("late").gpus(1, model="Tesla-T4").build())
+        assert tracked.of(engine.state).tolist() == scarcity.free_by_model(engine.state).tolist()

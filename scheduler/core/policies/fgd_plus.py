@@ -110,7 +110,8 @@ def model_pressure(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatr
     """φ per model id, recomputed when the books change (`generation`), shared by the variants."""
     cached = ctx.memo.get("model-pressure")
     if cached is None or cached[0] is not state or cached[1] != state.generation or cached[2] is not tasks:
-        cached = (state, state.generation, tasks, scarcity.model_pressure(scarcity.free_by_model(state), tasks))
+        free = ctx.memo.setdefault("free-by-model", scarcity.FreeByModel()).of(state)
+        cached = (state, state.generation, tasks, scarcity.model_pressure(free, tasks))
         ctx.memo["model-pressure"] = cached
     return cached[3]
 
