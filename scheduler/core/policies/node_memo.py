@@ -25,6 +25,10 @@ from scheduler.core.workload import Workload
 MEMO_LIMIT = 512
 """Pod shapes cached per policy (a trace has ~100-450; each entry is three arrays over nodes)."""
 
+GROUP_ABOVE = 64
+"""Stale rows up to this many are computed as they are: grouping them costs more than it saves
+(in steady state half the calls find one or two changed nodes)."""
+
 Compute = Callable[[ClusterState, PodRequest, np.ndarray, np.ndarray, frag.TaskMatrix], tuple[np.ndarray, np.ndarray]]
 """(state, pod, rows, slot_fit, tasks) -> (value [B], slot [B] or -1), for fitting rows."""
 
@@ -77,10 +81,13 @@ def cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.
         idx = np.flatnonzero(stale)
         sub = rows[idx]
         fits = slot_fit[idx]
-        # Nodes alike in layout, free CPU, free shares and candidate GPUs get alike values: compute once each.
-        alike = np.column_stack([state.layout[sub], state.cpu_free[sub], frag.free_share(state, sub),
-                                 fits.astype(np.int64) @ (1 << np.arange(fits.shape[1], dtype=np.int64))])
-        first, inverse = group_rows(alike)
+        if len(sub) <= GROUP_ABOVE:
+            first = inverse = np.arange(len(sub))
+        else:
+            # Nodes alike in layout, free CPU, free shares and candidate GPUs get alike values: compute once each.
+            alike = np.column_stack([state.layout[sub], state.cpu_free[sub], frag.free_share(state, sub),
+                                     fits.astype(np.int64) @ (1 << np.arange(fits.shape[1], dtype=np.int64))])
+            first, inverse = group_rows(alike)
         value, slot = compute(state, pod, sub[first], fits[first], tasks_of(state, workload, ctx))
         entry.value[sub], entry.slot[sub], entry.version[sub] = value[inverse], slot[inverse], state.version[sub]
     return entry.value[rows], entry.slot[rows]
