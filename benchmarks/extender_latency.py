@@ -265,6 +265,13 @@ NOTES = """
   FGD scores are cached per pod shape and node version and computed once per distinct node state.
 - Memory: the books are numpy arrays (a few MB at 5,000 nodes); most of the RSS is the Python
   interpreter, numpy, aiohttp and prometheus-client, plus one Allocation record per bound pod.
+- fgd-plus, the default, costs about 0.2 ms more per prioritize than FGD at 5,000 nodes (its
+  node-local part is cached like FGD's; the model pressure is one pass over changed rows): its
+  filter + prioritize p50 lands at 3.9-4.0 ms against a 3.8 ms bar (2 x the do-nothing p50), so it
+  misses the p50 target by about 5 % while meeting p99; FGD sits on the bar itself. With
+  `--decide-in-filter` (one call per pod instead of two) every policy meets both targets.
+- The journal generator stops when the cluster is full, so the memory row has ~47,000 bound pods
+  rather than 50,000.
 """
 
 

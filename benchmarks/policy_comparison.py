@@ -124,10 +124,10 @@ def all_policies_section(runs: list[dict]) -> list[str]:
 def plots_section(folders: list[Path], runs: list[dict], pub: dict) -> list[str]:
     bars = {label: [float(np.mean(v)) if len(v) else np.nan for v in
                     (values(runs, f"openb_pod_list_{t}", policy, "unallocated_pct_at_100") for t in FGD_TRACES)]
-            for label, policy in (("fgd (ours)", "fgd"), (CANDIDATE, CANDIDATE))}
+            for label, policy in (("FGD ours", "fgd"), (CANDIDATE, CANDIDATE))}
     published_fgd = [fgd_report.published_values(pub, f"openb_pod_list_{t}", "fgd", "unallocated_pct_at_100")
                      for t in FGD_TRACES]
-    bars = {"fgd (published)": [float(np.mean(v)) if v is not None else np.nan for v in published_fgd], **bars}
+    bars = {"FGD published": [float(np.mean(v)) if v is not None else np.nan for v in published_fgd], **bars}
     bar_path = plots.bar_plot(RESULTS / "policies-unallocated.png", list(FGD_TRACES), bars,
                                   ylabel="unallocated GPU % at 100 % arrived",
                                   title="Unallocated GPU at 100 % arrived, mean over seeds (lower is better)")
