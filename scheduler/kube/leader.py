@@ -27,6 +27,9 @@ from scheduler.kube.client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 
+RELEASE_ATTEMPTS = 3
+"""Tries to give the lease up on shutdown when a late renewal keeps conflicting with us."""
+
 
 @dataclass(frozen=True)
 class LeaseSettings:
@@ -142,21 +145,29 @@ class LeaderElector:
         """Give the lease up (clean shutdown), so a successor does not wait out the duration."""
         s = self.settings
         self._set(False)
-        try:
-            lease = await self.client.call("read lease", self.client.coordination.read_namespaced_lease,
-                                           s.name, s.namespace)
-            spec = lease.get("spec") or {}
-            if spec.get("holderIdentity") != s.identity:
+        # A renewal cancelled on its way out may still land (its thread runs on) between our read and
+        # our write: that is a conflict, and reading again shows the lease still ours to give up.
+        for attempt in range(RELEASE_ATTEMPTS):
+            try:
+                lease = await self.client.call("read lease", self.client.coordination.read_namespaced_lease,
+                                               s.name, s.namespace)
+                spec = lease.get("spec") or {}
+                if spec.get("holderIdentity") != s.identity:
+                    return
+                spec = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1}
+                meta = lease.get("metadata") or {}
+                await self.client.call("update lease", self.client.coordination.replace_namespaced_lease, s.name,
+                                       s.namespace, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                                     "metadata": {"name": s.name, "namespace": s.namespace,
+                                                                  "resourceVersion": meta.get("resourceVersion")},
+                                                     "spec": spec})
                 return
-            spec = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1}
-            meta = lease.get("metadata") or {}
-            await self.client.call("update lease", self.client.coordination.replace_namespaced_lease, s.name,
-                                   s.namespace, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                                 "metadata": {"name": s.name, "namespace": s.namespace,
-                                                              "resourceVersion": meta.get("resourceVersion")},
-                                                 "spec": spec})
-        except ApiError as e:
-            log.info("lease %s not released: %s", s.name, e)
+            except ApiError as e:
+                if e.code == 409 and attempt + 1 < RELEASE_ATTEMPTS:
+                    await self._sleep(0.05)
+                    continue
+                log.warning("lease %s not released (a successor waits it out): %s", s.name, e)
+                return
 
     def _set(self, leader: bool) -> None:
         if leader != self.is_leader:

@@ -100,6 +100,35 @@ async def test_the_elector_steps_down_on_a_failed_round_and_keeps_trying(caplog)
     assert "election round failed" in caplog.text
 
 
+class LateRenewalClient:
+    """Holds the lease for r1; a renewal cancelled on shutdown lands between release's read and write."""
+
+    def __init__(self, conflicts: int) -> None:
+        self.coordination = SimpleNamespace(read_namespaced_lease="read", replace_namespaced_lease="replace")
+        self.version = 1
+        self.conflicts = conflicts
+        self.written: list[dict] = []
+
+    async def call(self, operation, method, *args, **kwargs):
+        if method == "read":
+            return {"metadata": {"resourceVersion": str(self.version)}, "spec": {"holderIdentity": "r1"}}
+        if self.conflicts:
+            self.conflicts -= 1
+            self.version += 1  # the late renewal wrote first
+            raise ApiError(409, "Conflict", "the object has been modified")
+        self.written.append(args[2]["spec"])
+        return {}
+
+
+@pytest.mark.parametrize(("conflicts", "released"), [(0, True), (1, True), (2, True), (3, False)])
+async def test_shutdown_gives_the_lease_up_even_after_a_late_renewal(conflicts, released, caplog):
+    client = LateRenewalClient(conflicts)
+    elector = LeaderElector(client, LeaseSettings(identity="r1"), sleep=lambda _: asyncio.sleep(0))
+    await elector.release()
+    assert [spec["holderIdentity"] for spec in client.written] == ([""] if released else [])
+    assert ("not released" in caplog.text) is not released
+
+
 class FailingOnceSink:
     def __init__(self) -> None:
         self.lists: list[int] = []
