@@ -68,6 +68,11 @@ def _per_row(state: ClusterState, rows: np.ndarray) -> np.ndarray:
     return np.bincount(bins.ravel(), weights=free.ravel(), minlength=len(rows) * models).reshape(len(rows), models)
 
 
+def constrained(tasks: TaskMatrix) -> bool:
+    """Whether some GPU task type of M may not use some model; if none, φ is 0 everywhere."""
+    return not tasks.allowed[:-1][:, tasks.wants_gpu].all()
+
+
 def model_pressure(free: np.ndarray, tasks: TaskMatrix) -> np.ndarray:
     """float64 [models + 1]: φ per model id (see module doc); the last entry (absent slots) is 0.
 

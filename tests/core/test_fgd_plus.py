@@ -78,6 +78,14 @@ def test_model_pressure_is_zero_when_no_pod_is_constrained():
     assert scarcity.model_pressure(scarcity.free_by_model(state), tasks).tolist() == [0.0, 0.0, 0.0]
 
 
+@pytest.mark.parametrize(("types", "expected"), [
+    ({TaskType(1000, 1000, 1, ANY): 1, TaskType(2000, 0, 0, ANY): 1}, False),
+    ({TaskType(1000, 1000, 1, ANY): 1, TaskType(1000, 500, 1, T4_ONLY): 1}, True),
+], ids=["free", "t4-only"])
+def test_a_workload_is_constrained_when_a_gpu_type_may_not_use_some_model(types, expected):
+    assert scarcity.constrained(tasks_for(mixed_cluster(1, 1), types)) is expected
+
+
 def test_model_pressure_by_hand():
     # free: A100 12000, T4 4000 (16000 in all); demand: half unconstrained, half T4-only.
     # unconstrained: 0.5 · 16000 / 16000 = 0.5 on both models; T4-only: 0.5 · 16000 / 4000 = 2 on T4.

@@ -55,15 +55,19 @@ class Terms:
 def make(name: str, summary: str, terms: Terms) -> Policy:
     namespace = f"fgd-plus:{terms.cpu}"  # the cached part depends on the CPU weight only
 
-    def local(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
-              tasks: frag.TaskMatrix) -> tuple[np.ndarray, np.ndarray]:
-        return node_saving(state, pod, rows, slot_fit, tasks, cpu=terms.cpu)
+    def local(ctx: PolicyContext) -> node_memo.Compute:
+        def compute(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+                    tasks: frag.TaskMatrix) -> tuple[np.ndarray, np.ndarray]:
+            demand = per_workload(ctx, "cpu-demand", tasks, stranding.cpu_demand) if terms.cpu else None
+            return node_saving(state, pod, rows, slot_fit, tasks, cpu=terms.cpu, demand=demand)
+        return compute
 
     def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
               ctx: PolicyContext) -> np.ndarray:
-        saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=namespace, compute=local)
-        if terms.models and pod.total_milli:
-            phi = model_pressure(state, ctx, node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx))
+        saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=namespace, compute=local(ctx))
+        tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
+        if terms.models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
+            phi = model_pressure(state, ctx, tasks)
             saving = saving - terms.models * pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
         order = node_order(state, ctx)[rows]
         if not terms.binned:
@@ -76,7 +80,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
              ctx: PolicyContext) -> tuple[int, ...]:
         if pod.is_share:
             _, slot = node_memo.cached(state, pod, np.array([row]), slot_fit[None, :], ctx, namespace=namespace,
-                                       compute=local)
+                                       compute=local(ctx))
             return (int(slot[0]),)
         if pod.gpus:
             return gpu_pick.whole_gpus(state, row, slot_fit, pod.gpus)
@@ -86,13 +90,14 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
 
 
 def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
-                tasks: frag.TaskMatrix, *, cpu: float) -> tuple[np.ndarray, np.ndarray]:
+                tasks: frag.TaskMatrix, *, cpu: float, demand: stranding.CpuDemand | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(x without the model term [B], its best slot [B] or -1): FGD's reduction per |M| minus cpu · ΔS."""
     per_slot = frag.reduction(state, rows, slot_fit, tasks, cpu_milli=pod.cpu_milli, gpus=pod.gpus,
                               share_milli=pod.gpu_milli) / tasks.total
     saving = per_slot.max(1)
     if cpu:
-        demand = stranding.cpu_demand(tasks)
+        demand = stranding.cpu_demand(tasks) if demand is None else demand
         free = frag.free_share(state, rows).sum(1)
         cpu_free = state.cpu_free[rows]
         saving = saving - cpu * (stranding.stranded(free - pod.total_milli, cpu_free - pod.cpu_milli, demand)
@@ -104,6 +109,15 @@ def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit
     else:
         slot = np.where(slot_fit.any(1), slot_fit.argmax(1), -1)
     return saving, slot
+
+
+def per_workload(ctx: PolicyContext, key: str, tasks: frag.TaskMatrix, derive):
+    """`derive(tasks)`, computed once per workload M (a new M is a new TaskMatrix)."""
+    cached = ctx.memo.get(key)
+    if cached is None or cached[0] is not tasks:
+        cached = (tasks, derive(tasks))
+        ctx.memo[key] = cached
+    return cached[1]
 
 
 def model_pressure(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> np.ndarray:
