@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 RELEASE_ATTEMPTS = 3
 """Tries to give the lease up on shutdown when a late renewal keeps conflicting with us."""
+ROUND_GRACE_S = 5.0
+"""How long shutdown waits for an election round already under way before giving the lease up."""
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,26 @@ class LeaderElector:
         self._renewed_at = 0.0
 
     async def run(self) -> None:
+        round_: asyncio.Future | None = None
         try:
             while True:
+                # Shielded: a round cancelled at shutdown still finishes, so its write cannot land
+                # after the release below and leave the lease naming a replica that is gone.
+                round_ = asyncio.ensure_future(self.try_acquire_or_renew())
                 try:
-                    await self.try_acquire_or_renew()
+                    await asyncio.shield(round_)
+                except asyncio.CancelledError:
+                    raise
                 except Exception:  # a bug: step down (never two reclaimers), and try again next round
                     log.exception("lease %s: election round failed", self.settings.name)
                     self._set(False)
                 await self._sleep(self.settings.retry_period_s)
         finally:
-            if self.is_leader:
-                await self.release()
+            if round_ is not None and not round_.done():
+                await asyncio.wait([round_], timeout=ROUND_GRACE_S)
+            # Whether or not this replica knew it led: the API may name it (an acquisition that
+            # landed as shutdown began). `release` gives the lease up only if it names this replica.
+            await self.release()
 
     async def try_acquire_or_renew(self) -> bool:
         """One round: True when this replica holds the lease afterwards."""
@@ -144,6 +155,7 @@ class LeaderElector:
     async def release(self) -> None:
         """Give the lease up (clean shutdown), so a successor does not wait out the duration."""
         s = self.settings
+        was_leader = self.is_leader
         self._set(False)
         # A renewal cancelled on its way out may still land (its thread runs on) between our read and
         # our write: that is a conflict, and reading again shows the lease still ours to give up.
@@ -166,7 +178,8 @@ class LeaderElector:
                 if e.code == 409 and attempt + 1 < RELEASE_ATTEMPTS:
                     await self._sleep(0.05)
                     continue
-                log.warning("lease %s not released (a successor waits it out): %s", s.name, e)
+                log.log(logging.WARNING if was_leader else logging.INFO,
+                        "lease %s not released (a successor waits it out): %s", s.name, e)
                 return
 
     def _set(self, leader: bool) -> None:

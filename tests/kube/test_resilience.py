@@ -9,6 +9,7 @@ renewing its Lease).
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -122,11 +123,47 @@ class LateRenewalClient:
 
 @pytest.mark.parametrize(("conflicts", "released"), [(0, True), (1, True), (2, True), (3, False)])
 async def test_shutdown_gives_the_lease_up_even_after_a_late_renewal(conflicts, released, caplog):
+    caplog.set_level(logging.INFO, logger="scheduler.kube.leader")
     client = LateRenewalClient(conflicts)
     elector = LeaderElector(client, LeaseSettings(identity="r1"), sleep=lambda _: asyncio.sleep(0))
     await elector.release()
     assert [spec["holderIdentity"] for spec in client.written] == ([""] if released else [])
     assert ("not released" in caplog.text) is not released
+
+
+class InFlightLeaseClient:
+    """A lease store whose writes land at once but whose answers wait for `answer` (a slow API)."""
+
+    def __init__(self) -> None:
+        self.coordination = SimpleNamespace(read_namespaced_lease="read", replace_namespaced_lease="replace")
+        self.lease = {"metadata": {"resourceVersion": "1"}, "spec": {"holderIdentity": ""}}
+        self.landed = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def call(self, operation, method, *args, **kwargs):
+        if method == "read":
+            return {"metadata": dict(self.lease["metadata"]), "spec": dict(self.lease["spec"])}
+        body = args[2]
+        if body["metadata"]["resourceVersion"] != self.lease["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", "the object has been modified")
+        version = str(int(self.lease["metadata"]["resourceVersion"]) + 1)
+        self.lease = {"metadata": {"resourceVersion": version}, "spec": dict(body["spec"])}
+        self.landed.set()
+        await self.answer.wait()
+        return {}
+
+
+async def test_shutdown_during_an_acquisition_that_already_landed_gives_the_lease_up():
+    client = InFlightLeaseClient()
+    elector = LeaderElector(client, LeaseSettings(identity="r1", retry_period_s=0.01))
+    task = asyncio.create_task(elector.run())
+    await asyncio.wait_for(client.landed.wait(), 5)
+    assert client.lease["spec"]["holderIdentity"] == "r1" and not elector.is_leader  # written, not yet answered
+    task.cancel()
+    await asyncio.sleep(0)
+    client.answer.set()
+    await asyncio.gather(task, return_exceptions=True)
+    assert client.lease["spec"]["holderIdentity"] == ""
 
 
 class FailingOnceSink:
