@@ -172,7 +172,31 @@ def encode_host_priorities(scores: Sequence[tuple[str, int]]) -> bytes:
 
 
 def encode_scaled(hosts: Sequence[str], scores: np.ndarray) -> bytes:
-    return orjson.dumps([{"Host": host, "Score": score} for host, score in zip(hosts, scores.tolist(), strict=True)])
+    """`encode_host_priorities` for scores 0..10, byte for byte, at a fraction of the cost.
+
+    A 5,000-entry HostPriorityList built as dicts and then serialised took half a millisecond
+    per prioritize; here each host's `{"Host":"...","Score":` is encoded once and kept, and the
+    answer is those pieces joined with the score digits.
+    """
+    if not len(hosts):
+        return b"[]"
+    pieces = np.empty(2 * len(hosts), dtype=object)
+    pieces[0::2] = [_HOST_PIECES.get(h) or _host_piece(h) for h in hosts]
+    pieces[1::2] = _SCORE_PIECES[scores]
+    return b"[" + b"".join(pieces.tolist())[:-1] + b"]"
+
+
+_SCORE_PIECES = np.array([f"{score}}},".encode() for score in range(MAX_EXTENDER_PRIORITY + 1)], dtype=object)
+_HOST_PIECES: dict[str, bytes] = {}
+_HOST_PIECES_LIMIT = 200_000
+"""Node names kept encoded; a cluster has at most tens of thousands, so this bound is only a backstop."""
+
+
+def _host_piece(host: str) -> bytes:
+    if len(_HOST_PIECES) >= _HOST_PIECES_LIMIT:
+        _HOST_PIECES.clear()
+    piece = _HOST_PIECES[host] = b'{"Host":' + orjson.dumps(host) + b',"Score":'
+    return piece
 
 
 def encode_binding_result(error: str = "") -> bytes:
