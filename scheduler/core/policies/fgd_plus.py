@@ -24,7 +24,9 @@ and node version (`node_memo`); φ is global and recomputed per call, one pass o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -34,6 +36,8 @@ from scheduler.core.policies import node_memo
 from scheduler.core.policies.base import Policy, PolicyContext
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit
     return saving, slot
 
 
-def per_workload(ctx: PolicyContext, key: str, tasks: frag.TaskMatrix, derive):
+def per_workload(ctx: PolicyContext, key: str, tasks: frag.TaskMatrix, derive: Callable[[frag.TaskMatrix], T]) -> T:
     """`derive(tasks)`, computed once per workload M (a new M is a new TaskMatrix)."""
     cached = ctx.memo.get(key)
     if cached is None or cached[0] is not tasks:
