@@ -7,6 +7,7 @@ two or more nodes pass, bind the best (ties to the smallest name).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +50,7 @@ class Outcome:
         return set(self.unresolvable.values()) | set(self.failed.values())
 
 
-class Driver:
+class Driver(ABC):
     kind = ""
 
     def __init__(self, service, names: list[str], clock: FakeClock) -> None:
@@ -58,14 +59,17 @@ class Driver:
         self.names = names
         self.clock = clock
 
+    @abstractmethod
     async def cycle(self, pod: dict[str, Any], names: Sequence[str] | None = None) -> Outcome:
-        raise NotImplementedError
+        """One scheduling cycle for the pod: filter, prioritize, bind."""
 
+    @abstractmethod
     async def release(self, uid: str) -> None:
-        raise NotImplementedError
+        """The pod leaves (deleted or finished)."""
 
+    @abstractmethod
     async def state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The books as GET /state shows them."""
 
     async def sweep(self) -> None:
         """What the app's background sweeper does every few seconds."""
@@ -88,7 +92,8 @@ class Driver:
         return placed
 
     async def close(self) -> None:
-        pass
+        """Nothing to stop in-process; the HTTP driver stops its server."""
+        return None
 
 
 class InProcess(Driver):

@@ -38,13 +38,8 @@ def bind(api: ApiServer, namespace: str, url_name: str | None, body: Any) -> Rep
     if not node:
         # ValidatePodBinding's errors reach the handler as a plain error: a 500 with no reason.
         raise errors.unknown(500, "target.name: Required value")
-    pods = resource_named("pods")
     with api.store.atomic():
-        key = api.key(pods, namespace, name)
-        pod = api.store.get(key)
-        if pod is None:
-            raise errors.not_found(_PODS, name)
-        _check_preconditions(pod, metadata)
+        key, pod = _existing_pod(api, namespace, name, metadata)
         if pod["metadata"].get("deletionTimestamp"):
             raise errors.conflict(_BINDING, name, f"pod {name} is being deleted, cannot be assigned to a host")
         if (pod.get("spec") or {}).get("nodeName"):
@@ -60,6 +55,16 @@ def bind(api: ApiServer, namespace: str, url_name: str | None, body: Any) -> Rep
         _set_condition(status, {"type": "PodScheduled", "status": "True", "lastProbeTime": None}, now=api.now())
         api.store.write(key, bound)
     return Reply(201, errors.success_status(code=201))
+
+
+def _existing_pod(api: ApiServer, namespace: str, name: str, preconditions: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(store key, pod) of a pod that exists and meets the caller's uid/resourceVersion preconditions."""
+    key = api.key(resource_named("pods"), namespace, name)
+    pod = api.store.get(key)
+    if pod is None:
+        raise errors.not_found(_PODS, name)
+    _check_preconditions(pod, preconditions)
+    return key, pod
 
 
 def _check_preconditions(pod: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -88,13 +93,8 @@ def evict(api: ApiServer, namespace: str, name: str, body: Any) -> Reply:
     if (eviction.get("metadata") or {}).get("name") != name:
         raise errors.bad_request("name in URL does not match name in Eviction object")
     delete_options = eviction.get("deleteOptions") or {}
-    pods = resource_named("pods")
     with api.store.atomic():
-        key = api.key(pods, namespace, name)
-        pod = api.store.get(key)
-        if pod is None:
-            raise errors.not_found(_PODS, name)
-        _check_preconditions(pod, delete_options.get("preconditions") or {})
+        key, pod = _existing_pod(api, namespace, name, delete_options.get("preconditions") or {})
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Pending", "Succeeded", "Failed") or disruption.is_deleting(pod):
             return _delete(api, key, pod)
