@@ -31,6 +31,11 @@ MPS_MEM_LIMIT_ANNOTATION = "gpusched.io/mps-mem-limit"
 BORROWED_ANNOTATION = "gpusched.io/borrowed"
 ASSIGNED_NODE_ANNOTATION = "gpusched.io/node"
 
+# Pod annotation the extender writes on a gang member while its gang's plan is reserved.
+RESERVATION_ANNOTATION = "gpusched.io/reservation"
+"""JSON: the reservation (gang, id, size, times, nodes) and this member's held grant, so a
+restarted or standby replica rebuilds the reservation from the pods (scheduler/kube/reservations)."""
+
 # Node annotations the agent writes.
 NODE_GPUS_ANNOTATION = "gpusched.io/gpus"
 AGENT_HEARTBEAT_ANNOTATION = "gpusched.io/agent-heartbeat"

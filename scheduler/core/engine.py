@@ -366,6 +366,10 @@ class Engine:
         """
         if alloc.uid in self.allocations:
             self.release(alloc.uid, leaving=False)
+        else:
+            # A replica that learns of a reserved member's bind from its record (a standby, a
+            # restarted one) still holds the member's grant in the reservation: the record replaces it.
+            self.gates.drop_held(alloc.uid)
         row = self.state.index.get(alloc.node)
         problem = "node unknown" if row is None else ""
         if row is not None:

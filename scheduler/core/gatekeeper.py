@@ -216,6 +216,11 @@ class Gatekeeper:
         self.gangs.take(uid)
         return held, ""
 
+    def drop_held(self, uid: str) -> Allocation | None:
+        """Take a reserved member out of its reservation and its held grant out of the books (its
+        record is about to be restored in its place); None if it is not reserved."""
+        return reservations.drop_held(self, uid)
+
     def record_fields(self, pod: PodRequest, row: int, slots: tuple[int, ...]) -> tuple[dict[str, object], str]:
         """The team and borrowing of a pod about to be bound, or why its team's max refuses it."""
         team = self.quotas.team_of(pod)

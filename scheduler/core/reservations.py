@@ -106,6 +106,19 @@ def close(gates: Gatekeeper, gang: Gang, outcome: Outcome, reason: str, *,
     return ended
 
 
+def drop_held(gates: Gatekeeper, uid: str) -> Allocation | None:
+    """A reserved member bound elsewhere (another replica bound it): release its hold and keep its
+    charge, which the restored record settles (`on_recorded`, which also closes the reservation
+    once its last member is bound)."""
+    held = gates.gangs.take(uid)
+    if held is None:
+        return None
+    row = gates.state.index.get(held.node)
+    if row is not None:
+        gates.state.release(row, held.grant)
+    return held
+
+
 def give_back(gates: Gatekeeper, alloc: Allocation) -> bool:
     """Undo the bind of a reserved member whose commit failed; False if it was not one.
 

@@ -66,6 +66,9 @@ class KubeBinder:
         self._clock = clock
         self._sleep = sleep
         self.retries = 0
+        self.before_commit: list[Callable[[Allocation], Awaitable[None]]] = []
+        """Awaited before anything is written, within the deadline (a gang member waits until its
+        reservation is on the pods: `reservation_writer.ReservationWriter.settled`)."""
         self.after_annotate: list[Callable[[Allocation], Awaitable[None]]] = []
         """Test seam: awaited between the annotation patch and the Binding (a crash lands here)."""
 
@@ -75,6 +78,8 @@ class KubeBinder:
         annotations = alloc.annotations()
         try:
             try:
+                for hook in self.before_commit:
+                    await self._within(deadline, hook(alloc))
                 if await self._annotate(alloc, annotations, deadline):
                     return  # already bound to this node
                 for hook in self.after_annotate:
@@ -163,6 +168,12 @@ class KubeBinder:
                 if e.code != 409:
                     log.warning("could not remove gpusched's record from unbound pod %s: %s", alloc.key, e)
                     return
+
+    async def _within(self, deadline: float, waiting: Awaitable[None]) -> None:
+        try:
+            await asyncio.wait_for(waiting, max(0.0, deadline - self._clock()))
+        except TimeoutError:
+            raise BindFailed("the gang's reservation was not written to its pods within the bind deadline") from None
 
     # ----------------------------------------------------------------------- checks
     def _check(self, pod: Mapping[str, Any], alloc: Allocation) -> bool:

@@ -18,6 +18,8 @@ extender that lists everything rebuilds exactly the books it had (DESIGN §1):
   CPU and memory only;
 - a pod that is not bound holds nothing, even with a record: that is what a crash between the
   binder's annotation patch and its Binding leaves, and the pod's next bind overwrites it.
+  A pending gang member carrying `gpusched.io/reservation` hands it to `ReservationRestorer`, which
+  rebuilds its gang's reservation once every piece is there (`reservation_restore`).
   Pending pods of our scheduler (not being deleted, no `schedulingGates`) are shown to the
   Engine (`observe_pending`), so a bind after a restart finds them, and a pod that fits nowhere
   waits for reclaim even though kube-scheduler never asked us about it (with every
@@ -43,6 +45,7 @@ from scheduler.core.nodeinfo import NodeInfoError, node_from_api
 from scheduler.core.request import InvalidRequest, PodRequest, parse_pod
 from scheduler.core.staleness import DEFAULT_STALENESS, heartbeat_reason
 from scheduler.core.unrecorded import guess_slots
+from scheduler.kube.reservation_restore import ReservationRestorer
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,8 @@ class ClusterCache:
         self._unrecorded: dict[str, set[str]] = {}
         self._node_problem: dict[str, str] = {}
         self._heartbeat: dict[str, str] = {}
+        self.reservations = ReservationRestorer(engine, clock=lambda: clock().timestamp())
+        """Gang reservations rebuilt from their pending members' annotations (a restart, a standby)."""
         self.discrepancies: dict[str, str] = {}
         """Pod key -> why its record could not be applied whole (shown in /state)."""
         self.on_change: list[Callable[[str, str, Mapping[str, Any] | None], None]] = []
@@ -235,6 +240,8 @@ class ClusterCache:
             self.pods[record.uid] = record
             return  # a status or metadata change that scheduling does not read
         self.pods[record.uid] = record
+        if not pending:
+            self.reservations.gone(record.uid)
         if old is not None and old.node and old.node != record.node:  # never happens: nodeName is immutable
             self._forget_on_node(record.uid, old.node)
         if not record.holds:
@@ -244,6 +251,7 @@ class ClusterCache:
                 request = _request(record)
                 if request is not None:
                     self.engine.observe_pending(request)
+                    self.reservations.pending(request, record.annotations)
             elif (not record.node and record.scheduler_name == self.settings.scheduler_name
                   and record.uid not in self.engine.allocations):
                 self.engine.release(record.uid)  # gated or being deleted: not pending for now
@@ -264,6 +272,7 @@ class ClusterCache:
             self._settle(record.node, change)
 
     def _pod_gone(self, uid: str) -> None:
+        self.reservations.gone(uid)
         record = self.pods.pop(uid, None)
         if record is not None:
             self._release(uid, record.node, record.key)

@@ -39,6 +39,7 @@ from scheduler.kube.gatefeed import GateFeed, victims
 from scheduler.kube.leader import LeaderElector, LeaseSettings
 from scheduler.kube.metrics import KubeMetrics
 from scheduler.kube.reclaimer import Reclaimer, Victim
+from scheduler.kube.reservation_writer import ReservationWriter
 from scheduler.kube.sync import KubeSync, SyncSettings
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ class KubeExtender:
         self.reclaimer = Reclaimer(client, plan=plan, is_leader=self.is_leader, events=self.events,
                                    interval_s=settings.reclaim_interval_s,
                                    on_result=lambda r: self.metrics.evictions.labels(r).inc())
+        # Gang reservations go onto their pods (durable, and parked members requeued); binds wait for them.
+        self.engine.gates.journal.enabled = True
+        self.reservations = ReservationWriter(client)
+        self.service.record_sink = self.reservations.records
+        self.binder.before_commit.append(self.reservations.settled)
         self.service.extra_state.append(self.cache.state_section)
         self.service.on_bind_refused.append(self._bind_refused)
         self.verbs: RunningServer | None = None
@@ -135,6 +141,7 @@ class KubeExtender:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.reservations.close()
         await self.sync.stop()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.events.drain(), 2.0)
