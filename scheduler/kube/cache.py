@@ -77,6 +77,9 @@ class PodRecord:
     resource_version: str
     created: str
     slim: Mapping[str, Any]
+    scheduler_error: str = ""
+    """kube-scheduler's last attempt failed with an error, not a verdict (`PodScheduled` False,
+    reason `SchedulerError`: the extender unreachable, a bind that timed out): its message."""
     """The pod as API JSON, trimmed to what `parse_pod` reads."""
 
     @property
@@ -113,7 +116,10 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord:
     for key in ("nodeName", "schedulerName", "priority", "overhead"):
         if spec.get(key) is not None:
             slim_spec[key] = spec[key]
+    scheduled = next((cd for cd in status.get("conditions") or () if cd.get("type") == "PodScheduled"), {})
+    error = str(scheduled.get("message") or "error") if scheduled.get("reason") == "SchedulerError" else ""
     return PodRecord(
+        scheduler_error=error,
         uid=str(meta.get("uid") or ""), namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
         node=str(spec.get("nodeName") or ""), phase=str(status.get("phase") or ""),
         scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
@@ -373,6 +379,10 @@ class ClusterCache:
         """Pods of our scheduler waiting to be bound (not gated, not being deleted), oldest first."""
         return sorted((r for r in self.pods.values() if r.pending_for(self.settings.scheduler_name)),
                       key=lambda r: (r.created, r.uid))
+
+    def stalled_pods(self) -> list[PodRecord]:
+        """Pending pods whose last scheduling attempt failed with an error (see `requeue`)."""
+        return [r for r in self.pending_pods() if r.scheduler_error]
 
     def state_section(self) -> dict[str, Any]:
         """The `kube` section of GET /state: derived from the objects only (identical after a restart)."""

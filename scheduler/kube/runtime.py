@@ -39,6 +39,7 @@ from scheduler.kube.gatefeed import GateFeed, victims
 from scheduler.kube.leader import LeaderElector, LeaseSettings
 from scheduler.kube.metrics import KubeMetrics
 from scheduler.kube.reclaimer import Reclaimer, Victim
+from scheduler.kube.requeue import Requeuer
 from scheduler.kube.reservation_writer import ReservationWriter
 from scheduler.kube.sync import KubeSync, SyncSettings
 
@@ -105,6 +106,7 @@ class KubeExtender:
         self.reservations = ReservationWriter(client)
         self.service.record_sink = self.reservations.records
         self.binder.before_commit.append(self.reservations.settled)
+        self.requeuer = Requeuer(client, self.cache, may_write=lambda: self.elector is None or self.is_leader())
         self.service.extra_state.append(self.cache.state_section)
         self.service.on_bind_refused.append(self._bind_refused)
         self.verbs: RunningServer | None = None
@@ -129,6 +131,7 @@ class KubeExtender:
         self.verbs = await start(self.service, host=s.host, port=s.port, prefix=s.prefix)
         log.info("gpusched extender for %s listening on %s (policy %s)", s.scheduler_name, self.verbs.url,
                  self.engine.settings.policy)
+        self._spawn(self.requeuer.run(), "requeue")
         if self.elector is not None:
             self._spawn(self.elector.run(), "leader-election")
             self._spawn(self.reclaimer.run(), "reclaimer")

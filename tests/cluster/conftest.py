@@ -58,3 +58,10 @@ def live(plane, replicas) -> Cluster:
 def cluster(live) -> Iterator[Cluster]:
     live.reset()
     yield live
+
+
+@pytest.fixture
+def live_scheduler_pid(plane, live) -> int:
+    """The running kube-scheduler's process (a test may pause it with SIGSTOP, briefly: under 10 s,
+    or it loses its leader lease and exits)."""
+    return plane.scheduler_pid("replica-a")
