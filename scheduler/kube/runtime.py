@@ -4,9 +4,9 @@ Start, in this order (each step waits for the previous one):
   1. the public listener (webhook, probes, metrics): `/healthz` answers, `/readyz` says 503;
   2. list every kind (`KubeSync.start`): the books are rebuilt from the objects, pod annotations
      included, exactly as they were before a restart;
-  3. ready: `/readyz` says 200 and the verbs' listener opens (kube-scheduler's calls before this
-     fail as connection errors, which it retries with backoff: nothing is decided on half a
-     picture);
+  3. the verbs' listener opens, then `/readyz` says 200, in that order: a probe that says ready
+     finds the verbs answering (kube-scheduler's calls before this fail as connection errors,
+     which it retries, and `requeue` nudges: nothing is decided on half a picture);
   4. background: the watches, the heartbeat sweep, the Lease election and the reclaimer, the
      webhook certificate reloader.
 `stop()` undoes it, giving the Lease up so another replica takes over at once.
@@ -127,8 +127,8 @@ class KubeExtender:
             if context is not None:
                 self._spawn(CertificateReloader(context, s.tls_cert, s.tls_key).run(), "tls-reloader")
         await self.sync.start()
-        self.service.ready = True
         self.verbs = await start(self.service, host=s.host, port=s.port, prefix=s.prefix)
+        self.service.ready = True  # only now: ready means kube-scheduler's calls are answered
         log.info("gpusched extender for %s listening on %s (policy %s)", s.scheduler_name, self.verbs.url,
                  self.engine.settings.policy)
         self._spawn(self.requeuer.run(), "requeue")

@@ -51,6 +51,30 @@ async def test_readyz_turns_ready_only_after_the_first_full_sync(kube_api):
         await extender.stop()
 
 
+async def test_readyz_never_says_ready_before_the_verbs_listen(kube_api, monkeypatch):
+    """kube-scheduler is told to call once /readyz is 200: the verbs' port must answer by then."""
+    import scheduler.kube.runtime as runtime
+    seed(kube_api, node("a", gpus=2))
+    extender = KubeExtender(KubeClient(kube_api.configuration()), settings=fast_settings())
+    seen_ready_while_closed = []
+    real_start = runtime.start
+
+    async def slow_bind(*args, **kwargs):  # the verbs' listener takes a while to bind (a loaded node)
+        for _ in range(10):
+            seen_ready_while_closed.append(extender.service.ready)
+            await asyncio.sleep(0.02)
+        return await real_start(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "start", slow_bind)
+    await extender.start()
+    try:
+        assert not any(seen_ready_while_closed), "/readyz said ready while the verbs' port refused connections"
+        assert await _status(f"{extender.public.url}/readyz") == 200
+        assert await _status(f"{extender.verbs.url}/healthz") == 200
+    finally:
+        await extender.stop()
+
+
 async def _status(url: str) -> int:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status
