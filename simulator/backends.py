@@ -151,7 +151,7 @@ class ApiServerRecorder:
     def __init__(self) -> None:
         self.bound: dict[str, Allocation] = {}
 
-    async def commit(self, alloc: Allocation) -> None:
+    async def commit(self, alloc: Allocation, *, waited_s: float = 0.0) -> None:
         self.bound[alloc.uid] = alloc
 
     async def forget(self, alloc: Allocation) -> None:

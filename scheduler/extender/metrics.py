@@ -17,7 +17,7 @@ from scheduler.core.engine import Engine
 from scheduler.core.gangs import Phase
 from scheduler.core.reclaim_plans import current_plans
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class ExtenderMetrics:
@@ -31,6 +31,9 @@ class ExtenderMetrics:
         self.pods_bound = Counter("gpusched_pods_bound_total", "Pods bound by the extender.", registry=self.registry)
         self.bind_failures = Counter("gpusched_bind_failures_total", "Binds refused or failed, by cause.", ["cause"],
                                      registry=self.registry)
+        self.bind_late = Counter("gpusched_bind_late_total",
+                                 "Binds answered after kube-scheduler's extender httpTimeout: it saw a timeout.",
+                                 registry=self.registry)
         self.rejections = Counter("gpusched_filter_rejections_total",
                                   "Nodes rejected by the filter, by reason.", ["reason"], registry=self.registry)
         self.preempt_victims_dropped = Counter(

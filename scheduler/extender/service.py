@@ -1,11 +1,15 @@
 """The extender's service layer: one engine, one lock, one binder, decoded requests in, wire out.
 
 Concurrency: the engine is synchronous, and every call into it happens on the event loop, so
-filter, prioritize and preempt are atomic with respect to each other. Bind awaits its binder
-(a journal write, or Kubernetes API calls), so binds take `bind_lock`; the allocation is in the
-books before the binder runs, so a filter arriving meanwhile already counts it, and it is
-released again if the binder fails: never a lost or doubled GPU (a gang member's GPUs go back to
-its gang's reservation instead). Gang reservations past their deadline are released by
+filter, prioritize and preempt are atomic with respect to each other, and so is a bind's decision
+(`Engine.bind`). The allocation is in the books before the binder makes it durable (a journal
+write, or Kubernetes API calls), so a filter or another bind arriving meanwhile already counts it,
+and it is released again if the binder fails: never a lost or doubled GPU (a gang member's GPUs
+go back to its gang's reservation instead). The binder's writes run outside any lock, side by
+side: held across them, one slow API call made every bind behind it late for kube-scheduler's
+`httpTimeout`. A bind kube-scheduler retries while the first is still being committed shares the
+first one's outcome (one commit per pod at a time). `bind_lock` only keeps `release` apart from
+the binder's record of a release. Gang reservations past their deadline are released by
 `expire`, which the app calls every `sweep_interval_s`; gang and quota changes are handed to
 `record_sink` (the `--state-file` journal) after every call that makes them.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -41,7 +46,8 @@ class BindFailed(Exception):
 class Binder(Protocol):
     """Makes an allocation real outside the engine. `commit` may be retried for the same pod."""
 
-    async def commit(self, alloc: Allocation) -> None: ...
+    async def commit(self, alloc: Allocation, *, waited_s: float = 0.0) -> None:
+        """`waited_s`: how long the bind request already waited; it counts against the deadline."""
 
     async def forget(self, alloc: Allocation) -> None: ...
 
@@ -52,7 +58,7 @@ class MemoryBinder:
     def __init__(self, journal=None) -> None:
         self.journal = journal
 
-    async def commit(self, alloc: Allocation) -> None:
+    async def commit(self, alloc: Allocation, *, waited_s: float = 0.0) -> None:
         if self.journal is not None:
             try:
                 self.journal.bound(alloc)
@@ -84,6 +90,11 @@ class ExtenderService:
         self.record_sink: Callable[[list[dict]], None] | None = None
         """Where gang and quota records go (the state journal); None: nowhere."""
         self.sweep_interval_s = 2.0
+        self.caller_timeout_s = 5.0
+        """kube-scheduler's `httpTimeout` for the extender (deploy/): a bind answered later was a
+        timeout to it, whatever the answer said (`gpusched_bind_late_total`)."""
+        self._committing: dict[str, asyncio.Task] = {}
+        """Pod UID -> its bind being committed."""
 
     # ------------------------------------------------------------------ verbs
     def filter(self, args: wire.ExtenderArgs) -> bytes:
@@ -115,34 +126,45 @@ class ExtenderService:
         return wire.encode_scaled(names, wire.scale_array(self.engine.score_array(pod, names)))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
+        arrived = time.monotonic()
         try:
-            return await self._bind(args)
+            committing = self._committing.get(args.pod_uid)
+            if committing is None:
+                committing = asyncio.get_running_loop().create_task(self._bind(args, arrived))
+                self._committing[args.pod_uid] = committing
+                committing.add_done_callback(lambda t, uid=args.pod_uid: self._committed(uid, t))
+            return await asyncio.shield(committing)
         finally:
             self._flush_records()
+            if time.monotonic() - arrived > self.caller_timeout_s:
+                self.metrics.bind_late.inc()
 
-    async def _bind(self, args: wire.BindingArgs) -> bytes:
-        async with self.bind_lock:
-            existing = self.engine.allocations.get(args.pod_uid)
-            try:
-                alloc = self.engine.bind(args.pod_uid, args.pod_namespace, args.pod_name, args.node)
-            except BindRejected as e:
-                self.metrics.bind_failures.labels("rejected").inc()
-                for hook in self.on_bind_refused:
-                    hook(args, str(e))
-                return wire.encode_binding_result(str(e))
-            try:
-                await self.binder.commit(alloc)
-            except Exception as e:  # whatever broke, the GPUs go back and the answer is an Error
-                if existing is None:
-                    self.engine.unbind(alloc.uid)
-                self.metrics.bind_failures.labels("binder").inc()
-                if not isinstance(e, BindFailed):
-                    log.exception("binder failed unexpectedly for %s", alloc.key)
-                    return wire.encode_binding_result(f"gpusched could not bind {alloc.key}: internal error ({e})")
-                return wire.encode_binding_result(str(e))
-            if existing is None:
-                self.metrics.pods_bound.inc()
-            return wire.encode_binding_result("")
+    def _committed(self, uid: str, task: asyncio.Task) -> None:
+        if self._committing.get(uid) is task:
+            del self._committing[uid]
+
+    async def _bind(self, args: wire.BindingArgs, arrived: float) -> bytes:
+        existing = self.engine.allocations.get(args.pod_uid)
+        try:
+            alloc = self.engine.bind(args.pod_uid, args.pod_namespace, args.pod_name, args.node)
+        except BindRejected as e:
+            self.metrics.bind_failures.labels("rejected").inc()
+            for hook in self.on_bind_refused:
+                hook(args, str(e))
+            return wire.encode_binding_result(str(e))
+        try:
+            await self.binder.commit(alloc, waited_s=time.monotonic() - arrived)
+        except Exception as e:  # whatever broke, the GPUs go back and the answer is an Error
+            if existing is None and self.engine.allocations.get(alloc.uid) is alloc:
+                self.engine.unbind(alloc.uid)
+            self.metrics.bind_failures.labels("binder").inc()
+            if not isinstance(e, BindFailed):
+                log.exception("binder failed unexpectedly for %s", alloc.key)
+                return wire.encode_binding_result(f"gpusched could not bind {alloc.key}: internal error ({e})")
+            return wire.encode_binding_result(str(e))
+        if existing is None:
+            self.metrics.pods_bound.inc()
+        return wire.encode_binding_result("")
 
     def preempt(self, args: wire.PreemptionArgs) -> bytes:
         try:

@@ -73,8 +73,8 @@ class KubeBinder:
         """Test seam: awaited between the annotation patch and the Binding (a crash lands here)."""
 
     # ---------------------------------------------------------------- Binder protocol
-    async def commit(self, alloc: Allocation) -> None:
-        deadline = self._clock() + self.settings.deadline_s
+    async def commit(self, alloc: Allocation, *, waited_s: float = 0.0) -> None:
+        deadline = self._clock() + self.settings.deadline_s - waited_s
         annotations = alloc.annotations()
         try:
             try:
