@@ -12,7 +12,7 @@ demo: $(STAMP)
 	$(PY) -m scheduler.cli demo --out out
 
 test: $(STAMP) lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(wildcard scheduler simulator tests benchmarks)

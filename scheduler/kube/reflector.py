@@ -59,7 +59,7 @@ class ReflectorSettings:
     """Server-side watch timeout; the watch is then simply renewed from the last resourceVersion."""
     stall_s: float = 30.0
     """No byte for this long beyond the server's timeout: the connection is dead."""
-    absent_recheck_s: float = 300.0
+    absent_recheck_s: float = 30.0
     backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(initial_s=0.2, cap_s=10.0))
 
 

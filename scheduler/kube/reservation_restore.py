@@ -55,7 +55,9 @@ class ReservationRestorer:
     def pending(self, pod: PodRequest, annotations: Mapping[str, str]) -> None:
         """A pending pod was seen; `annotations` are its gpusched.io/ ones."""
         raw = annotations.get(c.RESERVATION_ANNOTATION)
-        piece = _piece(raw, pod, now=self.clock()) if raw else None
+        # A late watch event can show a member pending after its bind entered the books: not a piece.
+        bound = pod.uid in self.engine.allocations
+        piece = _piece(raw, pod, now=self.clock()) if raw and not bound else None
         if piece is None:
             self.gone(pod.uid)
             return
@@ -84,6 +86,9 @@ class ReservationRestorer:
             if gang.reservation.id == rid:
                 self._drop(key)  # our own, echoed by the watch
             return
+        if gang is not None and any(e.id == rid for e in gates.gangs.history if e.gang == gang_key):
+            self._drop(key)  # it ended here already: pods still showing it are stale
+            return
         header = next(iter(pieces.values())).header
         if any(p.header != header for p in pieces.values()):
             return  # pieces that disagree are not one reservation
@@ -99,7 +104,8 @@ class ReservationRestorer:
         for problem in problems:
             log.warning("gang %s: reservation %d restored with a discrepancy: %s", gang_key, rid, problem)
         self.restored += 1
-        log.info("gang %s: reservation %d restored from its pods (%d members pending)", gang_key, rid, len(pieces))
+        log.info("gang %s: reservation %d restored from its pods (%d members pending, %d bound)", gang_key, rid,
+                 len(pieces), bound)
         self._drop(key)
 
     def _drop(self, key: tuple[GangKey, int]) -> None:

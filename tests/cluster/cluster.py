@@ -13,6 +13,7 @@ import copy
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,17 +23,18 @@ from tests.cluster.controlplane import ControlPlane, wait_until
 from tests.cluster.extender import ExtenderProcess
 from tests.kube.objects import gpu_list
 
-TEST_NAMESPACES = ("ml-demo", "team-vision", "gangs", "burst", "teams-a", "teams-b")
+TEST_NAMESPACES = ("ml-demo", "team-vision", "gangs", "burst", "teams-a", "teams-b", "verdicts")
 
 
 def node_object(name: str, *, gpus: int = 8, model: str = "NVIDIA-A100-SXM4-80GB", memory_mib: int = 81920,
-                cpu: str = "64", mem: str = "512Gi", labels: dict[str, str] | None = None) -> dict[str, Any]:
+                cpu: str = "64", mem: str = "512Gi", sharing: str = "exclusive",
+                labels: dict[str, str] | None = None) -> dict[str, Any]:
     """A GPU node as the agent and the device plugin would describe it (no heartbeat: no agent check)."""
     allocatable = {"cpu": cpu, "memory": mem, "pods": "110", "nvidia.com/gpu": str(gpus)}
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})},
                          "annotations": {"gpusched.io/gpus": orjson.dumps(
-                             gpu_list(name, gpus, model=model, memory=memory_mib)).decode()}},
+                             gpu_list(name, gpus, model=model, memory=memory_mib, sharing=sharing)).decode()}},
             "status": {"allocatable": allocatable, "capacity": dict(allocatable),
                        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                        "lastHeartbeatTime": None, "lastTransitionTime": None}]}}
@@ -88,6 +90,7 @@ def job_pods(job: dict[str, Any]) -> list[dict[str, Any]]:
 class Cluster:
     plane: ControlPlane
     extenders: list[ExtenderProcess] = field(default_factory=list)
+    scheduler_log: Path | None = None
 
     @property
     def core(self):

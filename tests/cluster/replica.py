@@ -27,7 +27,9 @@ class Replica:
 
 
 class Replicas:
-    def __init__(self, plane: ControlPlane, rendered: Rendered, certificate: IssuedCertificate, home: Path) -> None:
+    def __init__(self, plane: ControlPlane, rendered: Rendered, certificate: IssuedCertificate, home: Path, *,
+                 config: str | None = None) -> None:
+        """`config`: the sidecar's --config file (default: the one deploy/ ships)."""
         self.plane = plane
         self.rendered = rendered
         self.certificate = certificate
@@ -36,7 +38,7 @@ class Replicas:
         (home / "tls.crt").write_bytes(certificate.cert_pem)
         (home / "tls.key").write_bytes(certificate.key_pem)
         self.config = home / "gpusched-config.yaml"
-        self.config.write_text(rendered.gpusched_config)
+        self.config.write_text(config if config is not None else rendered.gpusched_config)
         self.running: dict[str, Replica] = {}
 
     @property
@@ -59,15 +61,22 @@ class Replicas:
         extender = self.extender(name, extra=extra).start()
         config = scheduler_config(self.rendered, extender_port=extender.port,
                                   path=self.home / f"{name}.kube-scheduler.yaml")
-        log = self.plane.start_scheduler(name, config, self.kubeconfig, extra_args=scheduler_args)
+        log = self.plane.start_scheduler(self._place(name), config, self.kubeconfig, extra_args=scheduler_args)
         replica = Replica(name, extender, log)
         self.running[name] = replica
         return replica
 
     def stop(self, name: str) -> None:
         replica = self.running.pop(name)
-        self.plane.stop_scheduler(name)
+        self.plane.stop_scheduler(self._place(name))
         replica.extender.kill()
+
+    def scheduler_pid(self, name: str) -> int:
+        return self.plane.scheduler_pid(self._place(name))
+
+    def _place(self, name: str) -> str:
+        """Each module's replicas keep their own kube-scheduler logs."""
+        return f"{self.home.name}-{name}"
 
     def serve_webhook_from(self, replica: Replica) -> None:
         url = f"https://127.0.0.1:{replica.extender.webhook_port}/mutate"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.cluster.cluster import gang_pods, held_gpus, node_object
 
 # kube-scheduler parks a rejected member as unschedulable and only retries it on a cluster event
 # or after its 5-minute flush: "within seconds" has to come from gpusched, not from that flush.
 BIND_WITHIN_S = 20
+
+pytestmark = pytest.mark.xdist_group("control-plane")
 
 
 def test_a_gang_of_4_binds_whole_within_seconds_of_its_last_member(cluster):

@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.cluster.cluster import gang_pods, held_gpus, node_object, pod_object
 from tests.cluster.controlplane import wait_until
 
@@ -14,6 +16,8 @@ def books(state: dict) -> dict:
     """What must be identical after a restart: all of /state but the history of ended reservations
     and counters of this process's own life."""
     return {k: v for k, v in state.items() if k not in ("gangHistory", "stats", "kube")}
+
+pytestmark = pytest.mark.xdist_group("control-plane")
 
 
 def test_a_gang_reservation_survives_a_sigkill_of_the_extender(cluster, live_scheduler_pid):
