@@ -16,7 +16,7 @@ import yaml
 
 from scheduler.cli import agent, serve
 from scheduler.configfile import load_config
-from scheduler.core.quotas import QuotaUnit
+from scheduler.core.quotas import QuotaUnit, TeamSource
 from tests.deploy.render import DEPLOY, find, render
 
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -126,6 +126,7 @@ def test_the_sidecar_reads_its_config_from_the_config_map(where, base, example, 
     file.write_text(config_map["data"][key])
     gates = load_config(file)  # what `gpusched serve --config` does at start
     assert gates.quotas.unit is QuotaUnit.GPU and gates.gangs.default_timeout_s == 300
+    assert gates.quotas.team_source is TeamSource.POD  # the DESIGN §3 contract, said out loud in base
     teams = {t.name: (t.guaranteed_milli, t.max_milli, t.weight) for t in gates.quotas.teams}
     if where == "base":
         assert teams == {}  # as shipped: nothing limited or reclaimed until teams are declared
