@@ -41,6 +41,9 @@ def test_the_daemonset_gives_the_agent_what_it_reads(base):
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "all"
+    # and as a volume-mount device list, for nodes whose toolkit ignores the variable (docs/security.md)
+    mount = next(m for m in agent["volumeMounts"] if m["mountPath"] == "/var/run/nvidia-container-devices/all")
+    assert next(v for v in pod["volumes"] if v["name"] == mount["name"])["hostPath"]["path"] == "/dev/null"
     mounts = {m["mountPath"] for m in agent["volumeMounts"]}
     assert "/var/lib/kubelet/pod-resources" in mounts  # podresources.client.DEFAULT_SOCKET's directory
     assert "/run/nvidia/mps" in mounts  # mps.DEFAULT_PIPE_DIRS, the device plugin's MPS root
