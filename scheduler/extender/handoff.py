@@ -65,6 +65,12 @@ CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "contain
 EPHEMERAL = CONTAINER_LISTS[2:]
 
 
+def ephemeral_names(pod: Any) -> frozenset[str]:
+    """Names of the ephemeral containers a pod already has (its `oldObject` at an update)."""
+    spec = _mapping(pod.get("spec")) if isinstance(pod, Mapping) else {}
+    return frozenset(ct.get("name") for ct in _containers(spec, "ephemeralContainers") if ct.get("name"))
+
+
 class Grant(Enum):
     """What gpusched hands one container."""
 
@@ -103,11 +109,15 @@ def creation_refusal(pod: Mapping[str, Any]) -> str:
     return containers_refusal(spec, CONTAINER_LISTS)
 
 
-def containers_refusal(spec: Mapping[str, Any], lists: Iterable[tuple[str, str]]) -> str:
-    """Why one of the containers in `lists` may not run (privileged, a device-list mount), or ""."""
+def containers_refusal(spec: Mapping[str, Any], lists: Iterable[tuple[str, str]], *,
+                       existing: frozenset[str] = frozenset()) -> str:
+    """Why one of the containers in `lists` may not run (privileged, a device-list mount), or "".
+    Containers named in `existing` were admitted before and are not judged again."""
     for key, what in lists:
         for container in _containers(spec, key):
             name = container.get("name") or "?"
+            if name in existing:
+                continue
             if _mapping(container.get("securityContext")).get("privileged") is True:
                 return (f"{what} {name} is privileged: a privileged container sees every GPU of its node, whatever "
                         f"gpusched gave it")
@@ -127,12 +137,15 @@ def record_annotation_ops(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
             if key.startswith(c.PREFIX) and key not in c.USER_POD_ANNOTATIONS]
 
 
-def env_ops(spec: Mapping[str, Any], lists: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Give every container in `lists` the environment of its grant (rule 3), idempotently."""
+def env_ops(spec: Mapping[str, Any], lists: Iterable[tuple[str, str]], *,
+            existing: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Give every container in `lists` the environment of its grant (rule 3), idempotently.
+    Containers named in `existing` are left as they are (the API refuses changes to admitted
+    ephemeral containers)."""
     ops: list[dict[str, Any]] = []
     for key, _what in lists:
         for i, container in enumerate(spec.get(key) or []):
-            if not isinstance(container, Mapping):
+            if not isinstance(container, Mapping) or container.get("name") in existing:
                 continue
             current = container.get("env")
             wanted = wanted_env(current if isinstance(current, list) else [], grant_of(container))

@@ -96,14 +96,17 @@ def decide(pod: Mapping[str, Any], *, settings: WebhookSettings = WebhookSetting
     return Decision(True, patch=patch)
 
 
-def decide_ephemeral(pod: Mapping[str, Any], *, settings: WebhookSettings = WebhookSettings()) -> Decision:
-    """The decision for ephemeral containers being added to a running pod (`kubectl debug`)."""
+def decide_ephemeral(pod: Mapping[str, Any], old: Any = None, *,
+                     settings: WebhookSettings = WebhookSettings()) -> Decision:
+    """The decision for ephemeral containers being added to a running pod (`kubectl debug`);
+    those `old` (the pod before) already had were admitted then and are left alone."""
     if not _ours(pod, settings):
         return Decision(True)
-    refused = handoff.containers_refusal(_spec(pod), handoff.EPHEMERAL)
+    existing = handoff.ephemeral_names(old)
+    refused = handoff.containers_refusal(_spec(pod), handoff.EPHEMERAL, existing=existing)
     if refused:
         return Decision(False, f"gpusched refuses this pod: {refused}", code=403)
-    return Decision(True, patch=handoff.env_ops(_spec(pod), handoff.EPHEMERAL))
+    return Decision(True, patch=handoff.env_ops(_spec(pod), handoff.EPHEMERAL, existing=existing))
 
 
 def review(body: Any, *, settings: WebhookSettings = WebhookSettings()) -> tuple[dict[str, Any], Decision]:
@@ -124,7 +127,7 @@ def review(body: Any, *, settings: WebhookSettings = WebhookSettings()) -> tuple
     elif operation == "CREATE" and not subresource:
         decision = decide(obj, settings=settings, namespace=str(request.get("namespace") or ""))
     elif operation == "UPDATE" and subresource == EPHEMERAL_SUBRESOURCE:
-        decision = decide_ephemeral(obj, settings=settings)
+        decision = decide_ephemeral(obj, request.get("oldObject"), settings=settings)
     else:
         decision = Decision(True)  # only pod creation and ephemeral containers are ours to look at
     response: dict[str, Any] = {"uid": request["uid"], "allowed": decision.allowed}

@@ -93,15 +93,32 @@ def test_an_ephemeral_container_added_later_sees_no_gpu():
     running = mutated(share_pod())
     running["spec"]["nodeName"] = "gpu-1"
     running["metadata"]["annotations"] = {"gpusched.io/gpus": "GPU-1", "gpusched.io/node": "gpu-1"}
+    before = copy.deepcopy(running)
     running["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox", "env": [ALL]}]
     body = admission(running, operation="UPDATE")
-    body["request"]["subResource"] = "ephemeralcontainers"
-    body["request"]["oldObject"] = copy.deepcopy(running)
+    body["request"].update(subResource="ephemeralcontainers", oldObject=before)
     answer, decision = review(body)
     assert answer["response"]["allowed"], answer
     out = apply_patch(running, decision.patch)
     assert env_of(out["spec"]["ephemeralContainers"][0]) == {"NVIDIA_VISIBLE_DEVICES": "void"}
     assert out["metadata"] == running["metadata"] and out["spec"]["containers"] == running["spec"]["containers"]
+
+
+def test_ephemeral_containers_already_there_are_left_alone():
+    # the API refuses any change to an existing ephemeral container: only the new one is handed off
+    running = mutated(share_pod())
+    running["spec"]["nodeName"] = "gpu-1"
+    old_debugger = {"name": "old", "image": "busybox", "securityContext": {"privileged": True}}
+    running["spec"]["ephemeralContainers"] = [old_debugger]
+    before = copy.deepcopy(running)
+    running["spec"]["ephemeralContainers"].append({"name": "new", "image": "busybox"})
+    body = admission(running, operation="UPDATE")
+    body["request"].update(subResource="ephemeralcontainers", oldObject=before)
+    answer, decision = review(body)
+    assert answer["response"]["allowed"], answer
+    out = apply_patch(running, decision.patch)
+    assert out["spec"]["ephemeralContainers"][0] == old_debugger
+    assert env_of(out["spec"]["ephemeralContainers"][1]) == {"NVIDIA_VISIBLE_DEVICES": "void"}
 
 
 def test_a_privileged_ephemeral_container_is_refused():
