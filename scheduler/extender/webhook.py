@@ -61,8 +61,10 @@ class Decision:
 
     @property
     def outcome(self) -> str:
+        """The `outcome` label of gpusched_admission_reviews_total: refused (403, the hand-off
+        rules), rejected (400, can never schedule), mutated or allowed."""
         if not self.allowed:
-            return "rejected"
+            return "refused" if self.code == 403 else "rejected"
         return "mutated" if self.patch else "allowed"
 
 

@@ -159,7 +159,7 @@ def test_what_would_hand_out_devices_another_way_is_refused(change, says):
     assert response["status"]["code"] == 403 and response["status"]["reason"] == "Forbidden"
     assert response["status"]["message"].startswith("gpusched refuses this pod: ")
     assert says in response["status"]["message"]
-    assert decision.outcome == "rejected"
+    assert decision.outcome == "refused"  # gpusched_admission_reviews_total{outcome="refused"}
 
 
 def test_a_record_supplied_at_creation_is_removed_and_user_annotations_stay():
