@@ -6,6 +6,7 @@
       "A100*": 1.0
       "T4": 0.25
     defaultModelWeight: 1.0             # models no pattern matches
+    teamSource: pod                     # or namespace: a pod's own gpusched.io/team label is ignored
     teams:                              # amounts in units, milli precision ("12.5", "2500m")
     - {name: vision, guaranteed: 8, max: 16, weight: 2}
     - {name: nlp, guaranteed: 4}        # no max: may borrow whatever is idle
@@ -29,9 +30,18 @@ from typing import Any
 import yaml
 
 from scheduler.core.gangs import GangSettings
-from scheduler.core.quotas import ModelWeight, QuotaConfig, QuotaConfigError, QuotaUnit, Team, parse_units
+from scheduler.core.quotas import (
+    ModelWeight,
+    QuotaConfig,
+    QuotaConfigError,
+    QuotaUnit,
+    Team,
+    TeamSource,
+    parse_units,
+)
 
-KEYS = ("teams", "quotaUnit", "modelWeights", "defaultModelWeight", "rackLabel", "zoneLabel", "gangs", "podGroups")
+KEYS = ("teams", "quotaUnit", "modelWeights", "defaultModelWeight", "teamSource", "rackLabel", "zoneLabel", "gangs",
+        "podGroups")
 
 
 class ConfigError(ValueError):
@@ -86,6 +96,11 @@ def parse_config(data: Mapping[str, Any], base: GatesConfig | None = None) -> Ga
                 quotas = replace(quotas, unit=QuotaUnit(data["quotaUnit"]))
             except ValueError:
                 raise ConfigError(f"quotaUnit: {data['quotaUnit']!r} is not gpu or a100-equivalent") from None
+        if "teamSource" in data:
+            try:
+                quotas = replace(quotas, team_source=TeamSource(data["teamSource"]))
+            except ValueError:
+                raise ConfigError(f"teamSource: {data['teamSource']!r} is not pod or namespace") from None
         if "modelWeights" in data:
             quotas = replace(quotas, model_weights=_model_weights(data["modelWeights"]))
         if "defaultModelWeight" in data:

@@ -173,7 +173,8 @@ def registry_for(metrics: AgentMetrics) -> CollectorRegistry:
     return registry
 
 
-def serve(metrics: AgentMetrics, *, port: int, addr: str = "0.0.0.0"):
-    """Serve `/metrics` on a daemon thread; returns the server (`.server_port`, `.shutdown()`)."""
+def serve(metrics: AgentMetrics, *, port: int, addr: str = "127.0.0.1"):
+    """Serve `/metrics` on a daemon thread; returns the server (`.server_port`, `.shutdown()`).
+    Plain HTTP: bind it to an address only its scrapers reach (loopback, or the pod IP)."""
     server, _thread = start_http_server(port, addr=addr, registry=registry_for(metrics))
     return server

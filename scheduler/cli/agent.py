@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from scheduler.cli.errors import UsageError
 
 DEFAULT_METRICS_PORT = 9402
+DEFAULT_METRICS_ADDR = "127.0.0.1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the host's /proc, to find the pod of a GPU process (default /proc; needs hostPID)")
     parser.add_argument("--metrics-port", metavar="N", type=int, default=DEFAULT_METRICS_PORT,
                         help=f"Prometheus /metrics port (default {DEFAULT_METRICS_PORT}; 0 turns it off)")
-    parser.add_argument("--metrics-addr", metavar="ADDR", default="0.0.0.0", help="metrics listen address")
+    parser.add_argument("--metrics-addr", metavar="ADDR", default=DEFAULT_METRICS_ADDR,
+                        help=f"metrics listen address (default {DEFAULT_METRICS_ADDR}: plain HTTP, so only this "
+                             f"host; the DaemonSet passes the pod IP, $(POD_IP) from status.podIP)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 

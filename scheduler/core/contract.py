@@ -16,6 +16,13 @@ POLICY_ANNOTATION = "gpusched.io/policy"
 GANG_SIZE_ANNOTATION = "gpusched.io/gang-size"
 GANG_TIMEOUT_ANNOTATION = "gpusched.io/gang-timeout-seconds"
 
+USER_POD_ANNOTATIONS = frozenset({MODEL_ANNOTATION, SHARING_ANNOTATION, POLICY_ANNOTATION, GANG_SIZE_ANNOTATION,
+                                  GANG_TIMEOUT_ANNOTATION})
+"""The `gpusched.io/` pod annotations a user writes; every other `gpusched.io/` pod annotation is
+gpusched's own (the webhook removes them from a new pod, deploy/'s admission policy keeps others
+from changing them)."""
+PREFIX = "gpusched.io/"
+
 # Pod labels a user writes.
 GANG_LABEL = "gpusched.io/gang"
 POD_GROUP_LABEL = "scheduling.x-k8s.io/pod-group"

@@ -339,7 +339,7 @@ class Gatekeeper:
         return int(self.quotas.ask_by_row(self.state, pod, rows, self.tools.models_of(pod)).max())
 
     def _team_of(self, alloc: Allocation) -> str:
-        return alloc.team or self.quotas.team_of_namespace(alloc.namespace)
+        return self.quotas.team_of_record(alloc.team, alloc.namespace)
 
     def charge_of(self, alloc: Allocation) -> int:
         return self.quotas.grant_charge(self.state, self.state.index.get(alloc.node), alloc.slots, alloc.milli)

@@ -10,6 +10,9 @@ Units: every amount is an integer number of thousandths of a quota unit ("milli-
 1000. With `quotaUnit: a100-equivalent` a GPU of model M is worth `weight(M)` units (H100 2.0,
 A100 1.0, T4 0.25, ...), so a team's quota means compute, not card count: a whole H100 costs 2000.
 
+Team resolution: `TeamSource.POD` (the default) takes a pod's `gpusched.io/team` label first;
+`TeamSource.NAMESPACE` only its namespace's label or name, so pod authors cannot pick a team.
+
 Teams: configured teams win; a team derived from a namespace ResourceQuota fills in for a name
 the configuration does not list; any other team is a *default* team (guaranteed 0, no max,
 weight 1): it may borrow idle GPUs and is the first to give them back. Quotas are enforced only
@@ -50,6 +53,17 @@ class QuotaUnit(Enum):
     @property
     def label(self) -> str:
         return "GPUs" if self is QuotaUnit.GPU else "A100-equivalents"
+
+
+class TeamSource(Enum):
+    """Who names a pod's team (`teamSource` in the config file; docs/gangs-and-quotas.md)."""
+
+    POD = "pod"
+    """The pod's `gpusched.io/team` label, else its namespace's, else the namespace name (DESIGN §3).
+    Any pod author can charge any team: for clusters whose users are trusted with each other's quota."""
+    NAMESPACE = "namespace"
+    """The namespace's `gpusched.io/team` label, else the namespace name; a pod's own label is ignored,
+    so a team is charged only by pods in namespaces its owners (those who may label namespaces) chose."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ class QuotaConfig:
     model_weights: tuple[ModelWeight, ...] = ()
     """First match wins, in order; a model no pattern matches weighs `default_weight`."""
     default_weight: float = 1.0
+    team_source: TeamSource = TeamSource.POD
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.teams]
@@ -236,8 +251,16 @@ class QuotaBook:
         return self._configured.get(name) or self._derived.get(name) or Team(name, source="default")
 
     def team_of(self, pod: PodRequest) -> str:
-        """Label `gpusched.io/team` on the pod, else on its namespace, else the namespace name."""
-        return pod.team_label or self._namespace_labels.get(pod.namespace, {}).get(TEAM_LABEL) or pod.namespace
+        """Label `gpusched.io/team` on the pod (with `TeamSource.POD`), else on its namespace, else
+        the namespace name."""
+        return self.team_of_record(pod.team_label or "", pod.namespace)
+
+    def team_of_record(self, team: str, namespace: str) -> str:
+        """The team of an allocation whose record says `team` (the pod's label or the team resolved
+        at bind; "" when none): with `TeamSource.NAMESPACE` the namespace decides again."""
+        if team and self.config.team_source is TeamSource.POD:
+            return team
+        return self.team_of_namespace(namespace)
 
     def team_of_namespace(self, namespace: str) -> str:
         return self._namespace_labels.get(namespace, {}).get(TEAM_LABEL) or namespace

@@ -6,7 +6,7 @@ books at scrape time, so they can never drift from what `/state` shows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -15,8 +15,13 @@ from prometheus_client.registry import Collector
 
 from scheduler.core.engine import Engine
 from scheduler.core.gangs import Phase
+from scheduler.core.quotas import Standing
 from scheduler.core.reclaim_plans import current_plans
 
+OTHER_TEAMS = "other"
+"""The `team` label of every team nobody declared (a pod label or a namespace name): the series
+of a metric are bounded by the teams configured or derived from ResourceQuotas, not by what
+pod authors write."""
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -98,14 +103,10 @@ class _GatesCollector(Collector):
                     for name, text in (("guaranteed", "guarantee"), ("max", "max (absent: unlimited)"),
                                        ("used", "usage: allocated plus reserved"), ("reserved", "reserved usage"),
                                        ("borrowed", "usage above its guarantee"))}
-        for s in gates.quotas.standings(gates.quotas.capacity(gates.state)).values():
-            name = s.team.name
-            families["guaranteed"].add_metric([name], s.team.guaranteed_milli)
-            if s.team.max_milli is not None:
-                families["max"].add_metric([name], s.team.max_milli)
-            families["used"].add_metric([name], s.used_milli)
-            families["reserved"].add_metric([name], s.reserved_milli)
-            families["borrowed"].add_metric([name], s.borrowed_milli)
+        for name, row in _team_rows(gates.quotas.standings(gates.quotas.capacity(gates.state)).values()).items():
+            for family, value in row.items():
+                if value is not None:
+                    families[family].add_metric([name], value)
         yield from families.values()
         gangs = GaugeMetricFamily("gpusched_gangs", "Gangs by phase: waiting (pending), reserved, complete (bound), "
                                   "broken.", labels=["phase"])
@@ -128,3 +129,20 @@ class _GatesCollector(Collector):
                                     "Pods the current reclaim plan would evict for teams under their guarantee.")
         victims.add_metric([], sum(len(p.uids) for p in current_plans(gates)))
         yield victims
+
+
+def _team_rows(standings: Iterable[Standing]) -> dict[str, dict[str, int | None]]:
+    """Label -> values of the team families: declared teams by name, the rest summed as `other`
+    (a declared team named `other` is summed with them)."""
+    rows: dict[str, dict[str, int | None]] = {}
+    for s in standings:
+        declared = s.team.source != "default"
+        name = s.team.name if declared else OTHER_TEAMS
+        row = rows.setdefault(name, {"guaranteed": 0, "max": None, "used": 0, "reserved": 0, "borrowed": 0})
+        row["guaranteed"] = (row["guaranteed"] or 0) + s.team.guaranteed_milli
+        if declared and s.team.max_milli is not None:
+            row["max"] = (row["max"] or 0) + s.team.max_milli
+        for family, value in (("used", s.used_milli), ("reserved", s.reserved_milli),
+                              ("borrowed", s.borrowed_milli)):
+            row[family] = (row[family] or 0) + value
+    return rows

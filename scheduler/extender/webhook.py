@@ -1,18 +1,23 @@
 """The device hand-off admission webhook (DESIGN §4): `POST /mutate`, AdmissionReview v1.
 
-For pods whose `spec.schedulerName` is gpusched's:
+For pods whose `spec.schedulerName` is gpusched's, at creation (and when an ephemeral container
+is added, `pods/ephemeralcontainers`):
+- it refuses what would hand out GPUs gpusched never records (`handoff`: a privileged
+  container, a device-list volume mount, a `cdi.k8s.io/*` annotation, a pod created with
+  `spec.nodeName`), 403 with the reason;
 - it rejects at admission what can never schedule (`parse_pod` raises `InvalidRequest`: a
   fractional `nvidia.com/gpu`, whole GPUs and a share at once, `gpusched.io/gpu-milli` outside
-  1..999, an unreadable model selector, ...); the message is the core's, verbatim;
-- it hands every container that asks for a share (`gpusched.io/gpu-milli`) the GPU the binder
-  will record, through the environment: `NVIDIA_VISIBLE_DEVICES` from the downward API
-  (`metadata.annotations['gpusched.io/gpus']`), and `CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` /
-  `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT` from the MPS annotations. The kubelet resolves these when
-  it starts the container, after the binder wrote the annotations (it writes them before the
-  Binding). On a time-sliced GPU the MPS annotations are absent, the variables are empty, and
-  CUDA ignores them because no MPS server runs there.
+  1..999, an unreadable model selector, ...), 400 with the core's message verbatim;
+- it removes gpusched's own record annotations a new pod brings along, and gives every
+  container the environment of what it is handed (`handoff` rule 3): a share container
+  `NVIDIA_VISIBLE_DEVICES` from the downward API (`metadata.annotations['gpusched.io/gpus']`)
+  and `CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` / `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT` from the MPS
+  annotations; a device-plugin container no device list of its own; every other container
+  `NVIDIA_VISIBLE_DEVICES=void`. The kubelet resolves the downward API when it starts the
+  container, after the binder wrote the annotations (it writes them before the Binding). On a
+  time-sliced GPU the MPS annotations are absent, the variables are empty, and CUDA ignores
+  them because no MPS server runs there.
 
-Whole-GPU containers are left alone: the NVIDIA device plugin sets their devices.
 Pods of other schedulers are allowed untouched. The mutation is idempotent, so a reinvocation
 (`reinvocationPolicy: IfNeeded`) adds nothing twice. Plain dicts in and out: this module knows
 the AdmissionReview JSON, not the Kubernetes client.
@@ -30,21 +35,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from scheduler.core import contract as c
 from scheduler.core.request import InvalidRequest, parse_pod
+from scheduler.extender import handoff
 
 log = logging.getLogger(__name__)
 ADMISSION_VERSION = "admission.k8s.io/v1"
 DEFAULT_SCHEDULER_NAME = "gpu-scheduler"
-
-VISIBLE_DEVICES_ENV = "NVIDIA_VISIBLE_DEVICES"
-MPS_THREAD_PCT_ENV = "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"
-MPS_MEM_LIMIT_ENV = "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"
-
-_SHARE_ENV = ((VISIBLE_DEVICES_ENV, c.ASSIGNED_GPUS_ANNOTATION),
-              (MPS_THREAD_PCT_ENV, c.MPS_THREAD_PCT_ANNOTATION),
-              (MPS_MEM_LIMIT_ENV, c.MPS_MEM_LIMIT_ANNOTATION))
-_CONTAINER_LISTS = ("initContainers", "containers")
+EPHEMERAL_SUBRESOURCE = "ephemeralcontainers"
 _JSON = "application/json"
 
 
@@ -59,11 +56,15 @@ class Decision:
     allowed: bool
     message: str = ""
     patch: list[dict[str, Any]] = field(default_factory=list)
+    code: int = 400
+    """A denial's HTTP status: 400 for a request that can never schedule, 403 for a refused one."""
 
     @property
     def outcome(self) -> str:
+        """The `outcome` label of gpusched_admission_reviews_total: refused (403, the hand-off
+        rules), rejected (400, can never schedule), mutated or allowed."""
         if not self.allowed:
-            return "rejected"
+            return "refused" if self.code == 403 else "rejected"
         return "mutated" if self.patch else "allowed"
 
 
@@ -75,32 +76,39 @@ class WebhookSettings:
     is not the node's default: only that runtime reads NVIDIA_VISIBLE_DEVICES)."""
 
 
-def env_from_annotation(name: str, annotation: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1",
-                                                     "fieldPath": f"metadata.annotations['{annotation}']"}}}
-
-
 def decide(pod: Mapping[str, Any], *, settings: WebhookSettings = WebhookSettings(),
            namespace: str = "") -> Decision:
     """The decision for one pod as the API server hands it to admission (before defaulting:
     `generateName` instead of a name, maybe no namespace, requests possibly only as limits)."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
-    if (spec.get("schedulerName") or "default-scheduler") != settings.scheduler_name:
+    if not _ours(pod, settings):
         return Decision(True)
+    refused = handoff.creation_refusal(pod)
+    if refused:
+        return Decision(False, f"gpusched refuses this pod: {refused}", code=403)
     try:
         parse_pod(_named(pod, namespace))
     except InvalidRequest as e:
         return Decision(False, f"gpusched cannot ever schedule this pod: {e}")
-    patch: list[dict[str, Any]] = []
-    wants_share = False
-    for key in _CONTAINER_LISTS:
-        for i, container in enumerate(spec.get(key) or []):
-            if _asks_for_share(container):
-                wants_share = True
-                patch.extend(_env_ops(f"/spec/{key}/{i}", container))
+    spec = _spec(pod)
+    patch = handoff.record_annotation_ops(pod) + handoff.env_ops(spec, handoff.CONTAINER_LISTS)
+    wants_share = any(handoff.grant_of(ct) is handoff.Grant.SHARE
+                      for key, _ in handoff.CONTAINER_LISTS for ct in spec.get(key) or [])
     if wants_share and settings.share_runtime_class and not spec.get("runtimeClassName"):
         patch.append({"op": "add", "path": "/spec/runtimeClassName", "value": settings.share_runtime_class})
     return Decision(True, patch=patch)
+
+
+def decide_ephemeral(pod: Mapping[str, Any], old: Any = None, *,
+                     settings: WebhookSettings = WebhookSettings()) -> Decision:
+    """The decision for ephemeral containers being added to a running pod (`kubectl debug`);
+    those `old` (the pod before) already had were admitted then and are left alone."""
+    if not _ours(pod, settings):
+        return Decision(True)
+    existing = handoff.ephemeral_names(old)
+    refused = handoff.containers_refusal(_spec(pod), handoff.EPHEMERAL, existing=existing)
+    if refused:
+        return Decision(False, f"gpusched refuses this pod: {refused}", code=403)
+    return Decision(True, patch=handoff.env_ops(_spec(pod), handoff.EPHEMERAL, existing=existing))
 
 
 def review(body: Any, *, settings: WebhookSettings = WebhookSettings()) -> tuple[dict[str, Any], Decision]:
@@ -115,13 +123,19 @@ def review(body: Any, *, settings: WebhookSettings = WebhookSettings()) -> tuple
         raise ReviewError("'request.uid' is missing")
     kind = request.get("kind") if isinstance(request.get("kind"), Mapping) else {}
     obj = request.get("object")
-    if kind.get("kind") != "Pod" or request.get("operation", "CREATE") != "CREATE" or not isinstance(obj, Mapping):
-        decision = Decision(True)  # only pod creation is ours to look at
-    else:
+    operation, subresource = request.get("operation", "CREATE"), request.get("subResource") or ""
+    if kind.get("kind") != "Pod" or not isinstance(obj, Mapping):
+        decision = Decision(True)
+    elif operation == "CREATE" and not subresource:
         decision = decide(obj, settings=settings, namespace=str(request.get("namespace") or ""))
+    elif operation == "UPDATE" and subresource == EPHEMERAL_SUBRESOURCE:
+        decision = decide_ephemeral(obj, request.get("oldObject"), settings=settings)
+    else:
+        decision = Decision(True)  # only pod creation and ephemeral containers are ours to look at
     response: dict[str, Any] = {"uid": request["uid"], "allowed": decision.allowed}
     if not decision.allowed:
-        response["status"] = {"code": 400, "reason": "BadRequest", "message": decision.message}
+        response["status"] = {"code": decision.code, "reason": "Forbidden" if decision.code == 403 else "BadRequest",
+                              "message": decision.message}
     elif decision.patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(orjson.dumps(decision.patch)).decode()
@@ -172,31 +186,10 @@ def _named(pod: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return {**pod, "metadata": meta}
 
 
-def _asks_for_share(container: Any) -> bool:
-    if not isinstance(container, Mapping):
-        return False
-    resources = container.get("resources") or {}
-    return any(isinstance(part, Mapping) and str(part.get(c.MILLI_RESOURCE, "0")).strip() not in ("", "0")
-               for part in (resources.get("requests"), resources.get("limits")))
+def _ours(pod: Mapping[str, Any], settings: WebhookSettings) -> bool:
+    return (_spec(pod).get("schedulerName") or "default-scheduler") == settings.scheduler_name
 
 
-def _env_ops(container_path: str, container: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """JSON-patch operations giving one container the share environment, idempotently.
-
-    A variable the user set under one of these names is replaced: a share container that
-    could name its own devices (`NVIDIA_VISIBLE_DEVICES=all`) would escape its share.
-    """
-    env = container.get("env")
-    wanted = [env_from_annotation(name, annotation) for name, annotation in _SHARE_ENV]
-    if not isinstance(env, list) or not env:
-        return [{"op": "add", "path": f"{container_path}/env", "value": wanted}]
-    ops: list[dict[str, Any]] = []
-    index = {entry["name"]: i for i, entry in enumerate(env)
-             if isinstance(entry, Mapping) and isinstance(entry.get("name"), str)}
-    for entry in wanted:
-        i = index.get(entry["name"])
-        if i is None:
-            ops.append({"op": "add", "path": f"{container_path}/env/-", "value": entry})
-        elif env[i] != entry:
-            ops.append({"op": "replace", "path": f"{container_path}/env/{i}", "value": entry})
-    return ops
+def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = pod.get("spec")
+    return spec if isinstance(spec, Mapping) else {}

@@ -11,8 +11,9 @@ extender that lists everything rebuilds exactly the books it had (DESIGN §1):
   service while its agent heartbeat is stale (`core.staleness`) or its annotation unreadable;
 - a pod holds capacity from the moment it is bound (`spec.nodeName`) until it is terminal
   (Succeeded/Failed) or deleted, whichever scheduler bound it;
-- a bound pod with a record (`gpusched.io/gpus`, `core.allocation.parse_assigned`) holds
-  exactly the recorded GPUs; one without a record but asking for GPUs (another scheduler's, or
+- a bound pod with a record (`gpusched.io/gpus`, `core.allocation.parse_assigned`) that
+  `record_trust` believes holds exactly the recorded GPUs (a record it sets aside is listed in
+  `untrusted` and counts as none); one without a record but asking for GPUs (another scheduler's, or
   bound by hand) is charged GPUs by `core.unrecorded.guess_slots`, re-derived for the whole
   node in (creationTimestamp, UID) order after every change there; anything else holds its
   CPU and memory only;
@@ -39,12 +40,13 @@ from typing import Any
 import orjson
 
 from scheduler.core import contract as c
-from scheduler.core.allocation import Allocation, parse_assigned
+from scheduler.core.allocation import Allocation
 from scheduler.core.engine import Engine
 from scheduler.core.nodeinfo import NodeInfoError, node_from_api
 from scheduler.core.request import InvalidRequest, PodRequest, parse_pod
 from scheduler.core.staleness import DEFAULT_STALENESS, heartbeat_reason
 from scheduler.core.unrecorded import guess_slots
+from scheduler.kube.record_trust import RecordVerdict, judge_record
 from scheduler.kube.reservation_restore import ReservationRestorer
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,8 @@ class ClusterCache:
         """Gang reservations rebuilt from their pending members' annotations (a restart, a standby)."""
         self.discrepancies: dict[str, str] = {}
         """Pod key -> why its record could not be applied whole (shown in /state)."""
+        self.untrusted: dict[str, str] = {}
+        """Pod key -> why its record is not counted at all (`record_trust`; /state and a metric)."""
         self.on_change: list[Callable[[str, str, Mapping[str, Any] | None], None]] = []
         """Observers of namespace/quota/PodGroup changes (kind, key, object or None when gone)."""
 
@@ -264,7 +268,7 @@ class ClusterCache:
             return
         self._by_node.setdefault(record.node, set()).add(record.uid)
         request = _request(record) or _resources_only(record)
-        uuids, milli, memory = parse_assigned(record.annotations)
+        uuids, milli, memory = self._trusted_record(record, request)
         unrecorded = self._unrecorded.setdefault(record.node, set())
         if not uuids and request.wants_gpu:
             self._settle(record.node, lambda: unrecorded.add(record.uid))
@@ -277,6 +281,18 @@ class ClusterCache:
                 self._restore(alloc)
             self._settle(record.node, change)
 
+    def _trusted_record(self, record: PodRecord, request: PodRequest) -> tuple[tuple[str, ...], int | None, int | None]:
+        """The record the books may count (`record_trust`); one set aside is remembered, logged once."""
+        verdict: RecordVerdict = judge_record(record.annotations, node=record.node, pod_scheduler=record.scheduler_name,
+                                              scheduler_name=self.settings.scheduler_name,
+                                              device_plugin_gpus=request.gpus)
+        if not verdict.distrust:
+            self.untrusted.pop(record.key, None)
+        elif self.untrusted.get(record.key) != verdict.distrust:
+            self.untrusted[record.key] = verdict.distrust
+            log.warning("pod %s on %s: record not counted: %s", record.key, record.node, verdict.distrust)
+        return verdict.uuids, verdict.milli, verdict.memory_mib
+
     def _pod_gone(self, uid: str) -> None:
         self.reservations.gone(uid)
         record = self.pods.pop(uid, None)
@@ -287,6 +303,7 @@ class ClusterCache:
 
     def _release(self, uid: str, node: str, key: str) -> None:
         self.discrepancies.pop(key, None)
+        self.untrusted.pop(key, None)
         if not node:
             self.engine.release(uid)
             return
@@ -396,6 +413,7 @@ class ClusterCache:
             "pendingPods": len(self.pending_pods()),
             "unrecordedGpuPods": unrecorded,
             "discrepancies": dict(sorted(self.discrepancies.items())),
+            "untrustedRecords": dict(sorted(self.untrusted.items())),
             "namespaces": len(self.namespaces), "resourceQuotas": len(self.quotas),
             "podGroups": sorted(_key_text(k) for k in self.pod_groups),
         }}

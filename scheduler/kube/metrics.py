@@ -61,6 +61,9 @@ class _CacheCollector(Collector):
                     if heartbeat_reason(beat, now=now, staleness=staleness, node=name))
         yield GaugeMetricFamily("gpusched_nodes_agent_stale", "Nodes whose gpusched agent heartbeat is stale.",
                                 value=float(stale))
+        yield GaugeMetricFamily("gpusched_untrusted_records", "Bound pods whose gpusched.io/gpus record is not "
+                                "counted: gpusched's binder did not write it (/state kube.untrustedRecords says why).",
+                                value=float(len(self.cache.untrusted)))
         used = GaugeMetricFamily("gpusched_namespace_quota_used", "GPU quota used (ResourceQuota status.used).",
                                  labels=["namespace", "resource"])
         hard = GaugeMetricFamily("gpusched_namespace_quota_hard", "GPU quota (ResourceQuota spec.hard).",

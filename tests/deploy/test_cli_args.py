@@ -16,7 +16,7 @@ import yaml
 
 from scheduler.cli import agent, serve
 from scheduler.configfile import load_config
-from scheduler.core.quotas import QuotaUnit
+from scheduler.core.quotas import QuotaUnit, TeamSource
 from tests.deploy.render import DEPLOY, find, render
 
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -85,11 +85,20 @@ def test_agent_args_are_the_agent_commands_flags(base):
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     annotations = find(base, "DaemonSet", "gpusched-agent")["spec"]["template"]["metadata"]["annotations"]
     assert args.metrics_port == ports["metrics"] == int(annotations["prometheus.io/port"])
+    # plain HTTP: on the pod's own IP (what Prometheus and the probe reach), never every interface
+    assert args.metrics_addr == "value-of-pod_ip"
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     # the kubelet's pod-resources socket and the host's /proc are where the agent looks for them
     assert mounted_volume(spec, c, args.pod_resources_socket)["hostPath"]["path"] == str(
         PurePosixPath(args.pod_resources_socket).parent)
     assert args.proc_root == "/proc" and spec["hostPID"] is True
     assert not args.once and not args.dry_run and args.fake_nvml is None  # the real agent, for good
+
+
+def test_the_agents_metrics_listen_on_loopback_unless_told_otherwise():
+    assert parse(agent, ["--node=x"]).metrics_addr == "127.0.0.1"
+    from scheduler.agent.exporter import serve
+    assert serve.__kwdefaults__["addr"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("args", [["--node=x", "--metrics-p=1"], ["--node=x", "--no-such-flag"]],
@@ -126,6 +135,7 @@ def test_the_sidecar_reads_its_config_from_the_config_map(where, base, example, 
     file.write_text(config_map["data"][key])
     gates = load_config(file)  # what `gpusched serve --config` does at start
     assert gates.quotas.unit is QuotaUnit.GPU and gates.gangs.default_timeout_s == 300
+    assert gates.quotas.team_source is TeamSource.POD  # the DESIGN §3 contract, said out loud in base
     teams = {t.name: (t.guaranteed_milli, t.max_milli, t.weight) for t in gates.quotas.teams}
     if where == "base":
         assert teams == {}  # as shipped: nothing limited or reclaimed until teams are declared

@@ -131,6 +131,9 @@ def test_webhook_selects_this_schedulers_pods_and_reaches_the_sidecar(base):
     mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-tls")
     assert args["tls-cert"].startswith(mount["mountPath"])
     assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+    # new pods, and ephemeral containers added to running ones (kubectl debug): both get the hand-off
+    ops = {(resource, op) for rule in hook["rules"] for resource in rule["resources"] for op in rule["operations"]}
+    assert {("pods", "CREATE"), ("pods/ephemeralcontainers", "UPDATE")} <= ops
     assert deployment["spec"]["replicas"] == 2
 
 

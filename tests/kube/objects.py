@@ -61,12 +61,16 @@ def pod(name: str, *, namespace: str = "ml", gpus: int = 0, milli: int = 0, gpu_
 
 def bound(obj: dict[str, Any], node_name: str, gpus: str = "", **annotations: str) -> dict[str, Any]:
     """A copy of `obj` bound to `node_name`, recorded with `gpus` (UUIDs) and extra gpusched.io/
-    annotations (`mps_thread_pct="30"` is `gpusched.io/mps-thread-pct`)."""
+    annotations (`mps_thread_pct="30"` is `gpusched.io/mps-thread-pct`). A record of a pod of our
+    scheduler also names the node, as the binder writes it (`node=""` leaves that out)."""
     out = orjson.loads(orjson.dumps(obj))
     out["spec"]["nodeName"] = node_name
     out["status"]["phase"] = "Running"
     if gpus:
         annotations["gpus"] = gpus
+        if out["spec"].get("schedulerName") == SCHEDULER:
+            annotations.setdefault("node", node_name)
+    annotations = {k: v for k, v in annotations.items() if v}
     out["metadata"]["annotations"].update({"gpusched.io/" + k.replace("_", "-"): v for k, v in annotations.items()})
     return out
 

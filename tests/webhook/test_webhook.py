@@ -30,7 +30,7 @@ def admission(pod: dict, *, operation: str = "CREATE", uid: str = "req-1") -> di
 
 
 def apply_patch(pod: dict, patch: list[dict]) -> dict:
-    """A small RFC 6902 applier for the operations the webhook emits (add, replace)."""
+    """A small RFC 6902 applier for the operations the webhook emits (add, replace, remove)."""
     out = copy.deepcopy(pod)
     for op in patch:
         parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
@@ -38,6 +38,9 @@ def apply_patch(pod: dict, patch: list[dict]) -> dict:
         for part in parts[:-1]:
             target = target[int(part)] if isinstance(target, list) else target[part]
         last = parts[-1]
+        if op["op"] == "remove":
+            del target[int(last) if isinstance(target, list) else last]
+            continue
         if isinstance(target, list):
             if last == "-":
                 target.append(op["value"])
@@ -75,8 +78,10 @@ def test_every_example_pod_is_admitted_and_shares_get_their_devices(name, pod):
         limits = container.get("resources", {}).get("limits", {})
         if "gpusched.io/gpu-milli" in limits:
             assert env_of(container) == SHARE_ENV
-        else:  # whole GPUs: the device plugin sets the devices; nothing added
+        elif any(r.startswith("nvidia.com/") for r in limits):  # the device plugin sets the devices
             assert "NVIDIA_VISIBLE_DEVICES" not in env_of(container)
+        else:  # no GPU: none, whatever the image says
+            assert env_of(container)["NVIDIA_VISIBLE_DEVICES"] == "void"
     assert decision.outcome == ("mutated" if "patch" in response else "allowed")
 
 
@@ -119,7 +124,7 @@ def test_the_mutation_is_idempotent_and_replaces_a_users_device_list():
     once = apply_patch(pod, decide(pod).patch)
     assert env_of(once["spec"]["containers"][0]) == {"A": "1", **SHARE_ENV}
     assert decide(once).patch == []  # reinvocation adds nothing
-    assert "env" not in once["spec"]["containers"][1]  # the sidecar asked for no share
+    assert env_of(once["spec"]["containers"][1]) == {"NVIDIA_VISIBLE_DEVICES": "void"}  # no share: no GPU
 
 
 def test_init_containers_with_a_share_get_the_environment_and_a_runtime_class_can_be_set():
