@@ -80,13 +80,13 @@ async def _status(url: str) -> int:
         return response.status
 
 
-async def test_bind_writes_the_annotations_before_the_binding(kube_api):
+async def test_bind_is_one_binding_that_carries_the_record(kube_api):
     seed(kube_api, node("a", gpus=4, sharing="mps"))
     [p] = seed(kube_api, pod("share", milli=250, gpu_memory=8192, annotations={"gpusched.io/sharing": "mps"}))
     async with replica(kube_api) as extender:
         passed, error = await schedule(extender, p, ["a"])
         assert (passed, error) == (["a"], "")
-        assert requests(kube_api, "share") == [("PATCH", "pod"), ("POST", "binding")]
+        assert requests(kube_api, "share") == [("POST", "binding")]  # one write, as kube-scheduler's own
         got = stored(kube_api, "share")
         assert got["spec"]["nodeName"] == "a"
         assert got["metadata"]["annotations"].items() >= {
@@ -102,20 +102,20 @@ class Crash(BaseException):
     """The process dies: nothing after this point runs (not even the service's release)."""
 
 
-async def test_crash_between_annotate_and_bind_then_restart_loses_and_doubles_nothing(kube_api):
+async def test_crash_before_the_binding_then_restart_loses_and_doubles_nothing(kube_api):
     seed(kube_api, node("a", gpus=1))
     [first, second] = seed(kube_api, pod("first", gpus=1), pod("second", gpus=1))
     async with replica(kube_api) as extender:
         async def crash(alloc):
             raise Crash()
-        extender.binder.after_annotate.append(crash)
+        extender.binder.before_binding.append(crash)
         with pytest.raises(aiohttp.ServerDisconnectedError):  # the handler dies with the process
             await schedule(extender, first, ["a"])
-    assert stored(kube_api, "first")["metadata"]["annotations"]["gpusched.io/gpus"] == "GPU-a-0"
+    assert "gpusched.io/gpus" not in stored(kube_api, "first")["metadata"].get("annotations", {})
     assert "nodeName" not in stored(kube_api, "first")["spec"]
     async with replica(kube_api) as restarted:
         state = await get_json(f"{restarted.verbs.url}/state")
-        assert gpu_holders(state, "a") == {}  # not lost: the unbound pod's record holds nothing
+        assert gpu_holders(state, "a") == {}  # not lost: nothing was written
         assert await schedule(restarted, first, ["a"]) == (["a"], "")  # kube-scheduler retries it
         assert await schedule(restarted, second, ["a"]) == ([], "no node fits")  # not doubled
         state = await get_json(f"{restarted.verbs.url}/state")

@@ -40,12 +40,12 @@ async def bind_as_kube_scheduler(url: str, body: dict, http_timeout_s: float) ->
 
 
 async def test_slow_api_writes_do_not_queue_binds_behind_each_other(kube_api):
-    # Each annotation patch takes 0.6 s; 8 binds one after another need ~5 s, past a 3 s
+    # Each Binding takes 0.6 s; 8 binds one after another need ~5 s, past a 3 s
     # httpTimeout: with the lock held across API calls, the later binds time out in kube-scheduler.
     pods = _seed(kube_api, 8)
     async with replica(kube_api) as extender:
         await _filter_all(extender, pods)
-        kube_api.fail_next("PATCH", r"/pods/p\d+$", None, count=8, delay=0.6)
+        kube_api.fail_next("POST", r"/pods/p\d+/binding$", None, count=8, delay=0.6)
         answers = await asyncio.gather(*(bind_as_kube_scheduler(f"{extender.verbs.url}/bind", _binding(p), 3.0)
                                          for p in pods))
         assert answers == [""] * 8
@@ -57,7 +57,7 @@ async def test_a_bind_retried_while_the_first_is_in_flight_commits_once(kube_api
     pods = _seed(kube_api, 1)
     async with replica(kube_api) as extender:
         await _filter_all(extender, pods)
-        kube_api.fail_next("PATCH", r"/pods/p0$", None, count=1, delay=0.5)
+        kube_api.fail_next("POST", r"/pods/p0/binding$", None, count=1, delay=0.5)
         first, second = await asyncio.gather(post(f"{extender.verbs.url}/bind", _binding(pods[0])),
                                              post(f"{extender.verbs.url}/bind", _binding(pods[0])))
         assert first["Error"] == second["Error"] == ""
@@ -70,7 +70,7 @@ async def test_time_waiting_counts_against_the_deadline_and_late_binds_are_count
     async with replica(kube_api) as extender:
         extender.service.caller_timeout_s = 0.5  # as if kube-scheduler's httpTimeout were 0.5 s
         await _filter_all(extender, pods)
-        kube_api.fail_next("PATCH", r"/pods/p0$", None, count=1, delay=0.8)
+        kube_api.fail_next("POST", r"/pods/p0/binding$", None, count=1, delay=0.8)
         answer = await post(f"{extender.verbs.url}/bind", _binding(pods[0]))
         assert answer["Error"] == ""
         registry = extender.service.metrics.registry
