@@ -29,6 +29,12 @@ class KubeMetrics:
         self.watch_restarts = Counter("gpusched_kube_watch_restarts_total",
                                       "Watches restarted, by kind and cause (expired: relisted; dropped: resumed).",
                                       ["kind", "cause"], registry=registry)
+        self.requeued = Counter("gpusched_pods_requeued_total",
+                                "Pods kube-scheduler parked after an error, nudged back to its queue (kube/requeue.py).",
+                                registry=registry)
+        self.reservation_writes = Counter("gpusched_reservation_writes_total",
+                                          "Gang reservation annotations written onto pending members, by result.",
+                                          ["result"], registry=registry)
         self.evictions = Counter("gpusched_evictions_total", "Evictions requested by the reclaimer, by result.",
                                  ["result"], registry=registry)
         registry.register(_CacheCollector(cache, synced, leader, clock))

@@ -46,6 +46,8 @@ class Requeuer:
         self.clock = clock
         self._nudged: dict[str, float] = {}
         self.nudges = 0
+        self.on_nudge: list[Callable[[], None]] = []
+        """Observers of each pod nudged (metrics)."""
 
     def due(self) -> list:
         """The stalled pods to nudge now (pure: reads the cache and the clock)."""
@@ -82,6 +84,8 @@ class Requeuer:
             await self.client.call("patch pod", self.client.core.patch_namespaced_pod, record.name, record.namespace,
                                    patch, _content_type=STRATEGIC_MERGE, _request_timeout=10.0)
             self.nudges += 1
+            for observer in self.on_nudge:
+                observer()
             log.info("requeued %s after kube-scheduler's error: %s", record.key, record.scheduler_error[:200])
         except ApiError as e:
             log.info("could not requeue %s: %s", record.key, e)

@@ -107,6 +107,8 @@ class KubeExtender:
         self.service.record_sink = self.reservations.records
         self.binder.before_commit.append(self.reservations.settled)
         self.requeuer = Requeuer(client, self.cache, may_write=lambda: self.elector is None or self.is_leader())
+        self.requeuer.on_nudge.append(self.metrics.requeued.inc)
+        self.reservations.on_result.append(lambda result: self.metrics.reservation_writes.labels(result).inc())
         self.service.extra_state.append(self.cache.state_section)
         self.service.on_bind_refused.append(self._bind_refused)
         self.verbs: RunningServer | None = None
