@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.controlplane import ControlPlane, wait_until
 from tests.cluster.extender import ExtenderProcess
+from tests.kube import objects
 from tests.kube.objects import gpu_list
 
 TEST_NAMESPACES = ("ml-demo", "team-vision", "gangs", "burst", "teams-a", "teams-b", "verdicts")
@@ -40,22 +41,15 @@ def node_object(name: str, *, gpus: int = 8, model: str = "NVIDIA-A100-SXM4-80GB
                                        "lastHeartbeatTime": None, "lastTransitionTime": None}]}}
 
 
-def pod_object(name: str, namespace: str, *, gpus: int = 0, milli: int = 0, gpu_memory: int = 0, cpu: str = "1",
-               mem: str = "1Gi", labels: dict[str, str] | None = None,
-               annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    limits: dict[str, str] = {"cpu": cpu, "memory": mem}
-    if gpus:
-        limits["nvidia.com/gpu"] = str(gpus)
-    if milli:
-        limits["gpusched.io/gpu-milli"] = str(milli)
-    if gpu_memory:
-        limits["gpusched.io/gpu-memory"] = str(gpu_memory)
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels or {},
-                         "annotations": annotations or {}},
-            "spec": {"schedulerName": "gpu-scheduler", "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
-                     "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
-                                     "resources": {"limits": limits}}]}}
+def pod_object(name: str, namespace: str, **request: Any) -> dict[str, Any]:
+    """`tests.kube.objects.pod` as a user writes it: no UID, timestamps or status (the API server's)."""
+    obj = objects.pod(name, namespace=namespace, **request)
+    for key in ("uid", "creationTimestamp"):
+        del obj["metadata"][key]
+    del obj["status"]
+    obj["spec"].update(restartPolicy="Never", terminationGracePeriodSeconds=0)
+    obj["spec"]["containers"][0]["image"] = "registry.k8s.io/pause:3.10"
+    return obj
 
 
 def gang_pods(gang: str, namespace: str, size: int, *, gpus: int, cpu: str = "8", mem: str = "32Gi",
