@@ -4,7 +4,11 @@ Deciding is pure and lives in the core (which borrowed pods to take back, DESIGN
 quotas"); this module only acts on the plan: one `policy/v1` Eviction per victim, with the
 victim's UID as precondition (a re-created namesake is never evicted). The API server enforces
 PodDisruptionBudgets: a 429 means "not now", and the victim is asked for again on a later round
-while the plan still names it. A pod already evicted (terminating) is not asked for twice.
+while the plan still names it. A pod already evicted (terminating) is not asked for twice, and
+while any pod this replica evicted is still terminating no new eviction starts: the books count
+its GPUs until it is gone, so the next plan, made on them, would name one more victim for the same
+shortage (a pod stuck terminating, a finalizer that never clears, holds reclaim back for
+`stuck_after_s` at most).
 
 Only the replica holding the `gpu-extender` Lease evicts (`leader.py`); the others keep their
 books current but never act, so two replicas never evict for the same shortage.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +43,10 @@ class Victim:
 class Reclaimer:
     def __init__(self, client: KubeClient, *, plan: Callable[[], Sequence[Victim]], is_leader: Callable[[], bool],
                  events: EventRecorder | None = None, interval_s: float = 10.0,
-                 on_result: Callable[[str], None] | None = None) -> None:
+                 on_result: Callable[[str], None] | None = None,
+                 terminating: Callable[[str], bool] = lambda uid: False, stuck_after_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`terminating(uid)`: the pod still exists, being deleted (the cache's view)."""
         self.client = client
         self.plan = plan
         self.is_leader = is_leader
@@ -46,6 +54,11 @@ class Reclaimer:
         self.interval_s = interval_s
         self.on_result = on_result or (lambda result: None)
         self._asked: set[str] = set()
+        self.terminating = terminating
+        self.stuck_after_s = stuck_after_s
+        self.clock = clock
+        self._evicted_at: dict[str, float] = {}
+        """UID -> when this replica evicted it, until it is gone."""
 
     async def run(self) -> None:
         while True:
@@ -59,6 +72,11 @@ class Reclaimer:
         """One round: evict what the plan names (leader only); victim UID -> result."""
         if not self.is_leader():
             return {}
+        now = self.clock()
+        self._evicted_at = {uid: at for uid, at in self._evicted_at.items()
+                            if self.terminating(uid) and now - at < self.stuck_after_s}
+        if self._evicted_at:
+            return {}  # their GPUs come back once they are gone; a plan made now would over-evict
         victims = list(self.plan())
         self._asked &= {v.uid for v in victims}  # forget pods the plan no longer needs
         results: dict[str, str] = {}
@@ -70,6 +88,8 @@ class Reclaimer:
             self.on_result(result)
             if result in (EVICTED, GONE):
                 self._asked.add(victim.uid)
+            if result == EVICTED:
+                self._evicted_at[victim.uid] = now
         return results
 
     async def evict(self, victim: Victim) -> str:

@@ -100,7 +100,8 @@ class KubeExtender:
         client.on_call.append(self.metrics.api_call)
         self.reclaimer = Reclaimer(client, plan=plan, is_leader=self.is_leader, events=self.events,
                                    interval_s=settings.reclaim_interval_s,
-                                   on_result=lambda r: self.metrics.evictions.labels(r).inc())
+                                   on_result=lambda r: self.metrics.evictions.labels(r).inc(),
+                                   terminating=self._terminating)
         # Gang reservations go onto their pods (durable, and parked members requeued); binds wait for them.
         self.engine.gates.journal.enabled = True
         self.reservations = ReservationWriter(client)
@@ -161,6 +162,10 @@ class KubeExtender:
 
     def _spawn(self, coroutine, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    def _terminating(self, uid: str) -> bool:
+        record = self.cache.pods.get(uid)
+        return record is not None and record.deleting and record.phase not in ("Succeeded", "Failed")
 
     def _bind_refused(self, args: wire.BindingArgs, reason: str) -> None:
         self.events.emit(PodRef(args.pod_namespace, args.pod_name, args.pod_uid), WARNING, "FailedScheduling",
