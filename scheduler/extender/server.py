@@ -14,6 +14,7 @@ from scheduler.clusterfile import ClusterSpec
 from scheduler.configfile import GatesConfig
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.extender.app import create_app
+from scheduler.extender.journal_keeper import JournalKeeper
 from scheduler.extender.service import ExtenderService, MemoryBinder
 from scheduler.extender.statefile import StateJournal
 
@@ -29,16 +30,11 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
     deadlines recorded in the state file stay meaningful across restarts).
     """
     engine = cluster_engine(spec, settings=settings, gates=gates, clock=clock)
-    if journal is not None:
-        for alloc in journal.load():
-            _restore(engine, alloc)
-        for problem in engine.gates.restore_records(journal.gate_records):
-            log.warning("restored a gang reservation with a discrepancy: %s", problem)
-        journal.open(sorted(engine.allocations.values(), key=lambda a: a.sequence), engine.gates.snapshot_records())
-        engine.gates.journal.enabled = True
     service = ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
     if journal is not None:
-        service.record_sink = journal.noted
+        keeper = JournalKeeper(engine, journal)
+        keeper.restore(_restore)
+        service.keeper = keeper
     return service
 
 

@@ -5,9 +5,12 @@ filter, prioritize and preempt are atomic with respect to each other. Bind await
 (a journal write, or Kubernetes API calls), so binds take `bind_lock`; the allocation is in the
 books before the binder runs, so a filter arriving meanwhile already counts it, and it is
 released again if the binder fails: never a lost or doubled GPU (a gang member's GPUs go back to
-its gang's reservation instead). Gang reservations past their deadline are released by
-`expire`, which the app calls every `sweep_interval_s`; gang and quota changes are handed to
-`record_sink` (the `--state-file` journal) after every call that makes them.
+its gang's reservation instead). A release is recorded by the binder before the books give the
+GPUs back, and refused (`ReleaseRefused`) when it cannot be: nothing is acknowledged that a
+restart would undo. Gang reservations past their deadline are released by `expire`, which the
+app calls every `sweep_interval_s`; gang and quota changes are handed to `keeper` (the
+`--state-file` journal) after every call that makes them, and the keeper is then told the books
+are settled (a moment it may compact the journal in).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,8 +40,23 @@ class BindFailed(Exception):
     """The binder could not make an allocation durable; the message is the reason."""
 
 
+class ReleaseRefused(Exception):
+    """A release the binder could not record: the books keep the allocation; the message is why."""
+
+
+class RecordKeeper(Protocol):
+    """Keeps gang and quota records somewhere durable (the `--state-file` journal)."""
+
+    def note(self, records: list[dict]) -> None:
+        """Store records in the order they happened. Must not raise: a failure is the keeper's to repair."""
+
+    def settle(self) -> None:
+        """The books are between verbs (every change recorded): a moment to compact."""
+
+
 class Binder(Protocol):
-    """Makes an allocation real outside the engine. `commit` may be retried for the same pod."""
+    """Makes an allocation real outside the engine. `commit` may be retried for the same pod.
+    Both raise `BindFailed` when they cannot record the change; the caller then refuses it."""
 
     async def commit(self, alloc: Allocation) -> None: ...
 
@@ -61,7 +78,10 @@ class MemoryBinder:
 
     async def forget(self, alloc: Allocation) -> None:
         if self.journal is not None:
-            self.journal.released(alloc.uid)
+            try:
+                self.journal.released(alloc.uid)
+            except OSError as e:
+                raise BindFailed(f"cannot write the state file: {e.strerror}") from None
 
 
 class ExtenderService:
@@ -81,7 +101,7 @@ class ExtenderService:
         self.on_bind_refused: list = []
         """Callables (BindingArgs, reason) told of binds the engine refused (Kubernetes events)."""
         self.extra_state.append(lambda: gates_view(self.engine.gates))
-        self.record_sink: Callable[[list[dict]], None] | None = None
+        self.keeper: RecordKeeper | None = None
         """Where gang and quota records go (the state journal); None: nowhere."""
         self.sweep_interval_s = 2.0
 
@@ -155,14 +175,18 @@ class ExtenderService:
         return wire.encode_preemption_result(kept, args.num_pdb_violations)
 
     async def release(self, uid: str) -> Allocation | None:
+        """A pod ended: record that, then give its GPUs back. Raises ReleaseRefused, changing
+        nothing, when the binder cannot record it (a restart would otherwise bring the pod back)."""
         async with self.bind_lock:
+            held = self.engine.allocations.get(uid)
+            if held is not None:
+                try:
+                    await self.binder.forget(held)
+                except BindFailed as e:
+                    log.error("refused to release %s: %s", held.key, e)
+                    raise ReleaseRefused(f"gpusched cannot release {held.key}: {e}") from None
             alloc = self.engine.release(uid)
             self._flush_records()
-            if alloc is not None:
-                try:
-                    await self.binder.forget(alloc)
-                except Exception as e:  # the books gave the GPUs back already; only the record lags
-                    log.error("released %s, but its release could not be recorded: %s", alloc.key, e)
             return alloc
 
     def expire(self) -> list:
@@ -174,12 +198,12 @@ class ExtenderService:
         return ended
 
     def _flush_records(self) -> None:
+        """Hand the gatekeeper's new records to the keeper; the books are settled after this."""
         records = self.engine.gates.journal.drain()
-        if records and self.record_sink is not None:
-            try:
-                self.record_sink(records)
-            except OSError as e:
-                log.error("cannot write %d gang/quota records to the state file: %s", len(records), e.strerror)
+        if self.keeper is not None:
+            if records:
+                self.keeper.note(records)
+            self.keeper.settle()
 
     # ------------------------------------------------------------------ views
     def state(self) -> dict[str, Any]:
