@@ -9,6 +9,9 @@ journal is replayed and rewritten as a snapshot (`durable.replace_atomically`), 
 whenever it grows past `COMPACT_FACTOR` times the last snapshot. A torn last line, the mark of
 a crash mid-write, is dropped with a warning; any other bad line is an error naming the file
 and line.
+
+One server per state file: `lock` takes `F.lock` (`statelock`) before the file is read, and holds
+it until `close`; a second server fails there, before it has changed anything.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import orjson
 
 from scheduler.core.allocation import Allocation
 from scheduler.extender.durable import AppendOnlyFile, replace_atomically
+from scheduler.extender.statelock import StateFileBusy, StateLock
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class StateFileError(Exception):
 class StateJournal:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._lock = StateLock(self.path)
         self._file: AppendOnlyFile | None = None
         self._snapshot_bytes = 0
         self.stale = False
@@ -47,8 +52,19 @@ class StateJournal:
         self.gate_records: list[dict] = []
         """The `gate` records `load` read, in order, for `Gatekeeper.restore_records`."""
 
+    def lock(self) -> None:
+        """Make this process the file's only user, until `close` (idempotent; `load` and `open`
+        take it too). Raises StateFileError when another process holds it."""
+        try:
+            self._lock.acquire()
+        except StateFileBusy as e:
+            raise StateFileError(str(e)) from None
+        except OSError as e:
+            raise StateFileError(f"{self._lock.path}: {e.strerror or e}") from None
+
     def load(self) -> list[Allocation]:
         """Replay the journal into the allocations it describes (in bind order)."""
+        self.lock()
         live: dict[str, Allocation] = {}
         self.gate_records = []
         if not self.path.exists():
@@ -83,14 +99,18 @@ class StateJournal:
     def open(self, allocations: list[Allocation], gate_records: Iterable[dict] = ()) -> None:
         """Rewrite the journal as a snapshot of `allocations` (then `gate_records`), then append to it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock()
         self.compact(allocations, gate_records)
 
     def compact(self, allocations: Iterable[Allocation], gate_records: Iterable[dict] = ()) -> None:
         """Replace the journal by a snapshot of what it amounts to (the caller's current books).
 
         Atomic: until the rename the old journal stays whole and in use, so a failure (a full
-        disk) raises OSError and changes nothing; after it, appends go to the new file.
+        disk) raises OSError and changes nothing; after it, appends go to the new file. Only
+        while the lock is held: the rename must never swap the file under another server.
         """
+        if not self._lock.held:
+            raise RuntimeError("state journal not locked")
         self._snapshot_bytes = replace_atomically(self.path, _snapshot_lines(allocations, gate_records))
         self.stale = False
         if self._file is not None:
@@ -127,9 +147,11 @@ class StateJournal:
         self._file.append(data)
 
     def close(self) -> None:
+        """Stop appending and let another process have the file."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._lock.release()
 
 
 def _snapshot_lines(allocations: Iterable[Allocation], gate_records: Iterable[dict]) -> Iterator[bytes]:

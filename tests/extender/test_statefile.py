@@ -82,3 +82,12 @@ def test_a_corrupt_line_is_an_error_naming_file_and_line(tmp_path):
     path.write_bytes(b'{"op": "release", "uid": "a"}\nthis is not json\n{"op": "release", "uid": "b"}\n')
     with pytest.raises(StateFileError, match=r"books.jsonl:2: not a state record"):
         StateJournal(path).load()
+
+
+def test_a_second_journal_on_the_same_file_is_refused_until_the_first_closes(tmp_path):
+    path = tmp_path / "books.jsonl"
+    first = cluster_service(SPEC, journal=StateJournal(path))
+    with pytest.raises(StateFileError, match=rf"state file {path} is in use by another gpusched \(pid \d+\)"):
+        StateJournal(path).load()
+    first.binder.journal.close()
+    cluster_service(SPEC, journal=StateJournal(path)).binder.journal.close()
