@@ -7,8 +7,9 @@ the caller acknowledges it (`durable.AppendOnlyFile`); a write the disk refuses 
 leaves no byte behind, so the caller refuses the bind or release it was recording. On open the
 journal is replayed and rewritten as a snapshot (`durable.replace_atomically`), and again
 whenever it grows past `COMPACT_FACTOR` times the last snapshot. A torn last line, the mark of
-a crash mid-write, is dropped with a warning; any other bad line is an error naming the file
-and line.
+a crash mid-write (a last line without its newline that is not JSON), is dropped with a warning; any other line
+that is not a record gpusched writes (`state_lines.decode`: every field's type and range) is an
+error naming the file, the line and the field.
 
 One server per state file: `lock` takes `F.lock` (`statelock`) before the file is read, and holds
 it until `close`; a second server fails there, before it has changed anything.
@@ -21,9 +22,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import orjson
-
 from scheduler.core.allocation import Allocation
+from scheduler.extender import state_lines
 from scheduler.extender.durable import AppendOnlyFile, replace_atomically
 from scheduler.extender.statelock import StateFileBusy, StateLock
 
@@ -37,7 +37,7 @@ COMPACT_MIN_BYTES = 1 << 20
 
 
 class StateFileError(Exception):
-    """The journal cannot be read; the message names the file and line."""
+    """The journal cannot be used; one line naming the file (and the line and field, for a bad line)."""
 
 
 class StateJournal:
@@ -77,23 +77,18 @@ class StateJournal:
             if not line.strip():
                 continue
             try:
-                entry = orjson.loads(line)
-                if entry["op"] == "bind":
-                    alloc = Allocation.from_record(entry["allocation"])
-                    live[alloc.uid] = alloc
-                elif entry["op"] == "release":
-                    live.pop(entry["uid"], None)
-                elif entry["op"] == "gate":
-                    if not isinstance(entry["record"], dict) or "kind" not in entry["record"]:
-                        raise ValueError("a gate line needs a record with a kind")
-                    self.gate_records.append(entry["record"])
-                else:
-                    raise ValueError(f"unknown op {entry['op']!r}")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                if number == len(lines) or (number == len(lines) - 1 and not lines[-1].strip()):
+                entry = state_lines.decode(line)
+            except state_lines.LineError as e:
+                if number == len(lines) and isinstance(e, state_lines.NotJson):  # no newline: a write cut short
                     log.warning("%s: dropping a torn last line (%s)", self.path, e)
                     continue
-                raise StateFileError(f"{self.path}:{number}: not a state record ({e})") from None
+                raise StateFileError(f"{self.path}:{number}: not a state record: {e}") from None
+            if isinstance(entry, state_lines.Bind):
+                live[entry.allocation.uid] = entry.allocation
+            elif isinstance(entry, state_lines.Release):
+                live.pop(entry.uid, None)
+            else:
+                self.gate_records.append(entry.record)
         return sorted(live.values(), key=lambda a: a.sequence)
 
     def open(self, allocations: list[Allocation], gate_records: Iterable[dict] = ()) -> None:
@@ -119,16 +114,16 @@ class StateJournal:
 
     def bound(self, alloc: Allocation) -> None:
         """Record a bind; raises OSError (and records nothing) when the disk refuses."""
-        self._append(_line("bind", allocation=alloc.to_record()))
+        self._append(state_lines.encode("bind", alloc.to_record()))
 
     def released(self, uid: str) -> None:
         """Record a release; raises OSError (and records nothing) when the disk refuses."""
-        self._append(_line("release", uid=uid))
+        self._append(state_lines.encode("release", uid))
 
     def noted(self, records: list[dict]) -> None:
         """Gang and quota records (`Gatekeeper.journal.drain()`), in the order they happened: all or none."""
         if records:
-            self._append(b"".join(_line("gate", record=record) for record in records))
+            self._append(b"".join(state_lines.encode("gate", record) for record in records))
 
     def needs_compaction(self) -> bool:
         """The journal has grown well past its live content, or lost records a snapshot restores."""
@@ -156,10 +151,6 @@ class StateJournal:
 
 def _snapshot_lines(allocations: Iterable[Allocation], gate_records: Iterable[dict]) -> Iterator[bytes]:
     for alloc in allocations:
-        yield _line("bind", allocation=alloc.to_record())
+        yield state_lines.encode("bind", alloc.to_record())
     for record in gate_records:
-        yield _line("gate", record=record)
-
-
-def _line(op: str, **fields) -> bytes:
-    return orjson.dumps({"op": op, **fields}) + b"\n"
+        yield state_lines.encode("gate", record)
