@@ -14,12 +14,18 @@ from pathlib import Path
 import pytest
 
 from scheduler.clusterfile import load_cluster
+from scheduler.extender import journal_keeper
 from scheduler.extender.server import cluster_service
 from scheduler.extender.statefile import StateJournal
 from scheduler.extender.wire import BindingArgs, ExtenderArgs
 from tests.builders import pod
 from tests.extender.conftest import EXAMPLES
+from tests.extender.state_corpus import CLOCK_START, service_over
+from tests.extender.state_corpus import NAMES as CORPUS_NAMES
+from tests.gangs_quotas.builders import gang_of, worker
+from tests.gangs_quotas.conftest import FakeClock, InProcess
 
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/fd and RLIMIT_FSIZE as Linux has them")
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_cluster(EXAMPLES / "mixed.yaml")
 NAMES = [n.name for n in SPEC.nodes]
@@ -41,30 +47,23 @@ def uid_of(name: str) -> str:
 
 
 class FullDisk:
-    """os.write / os.fdatasync for one file descriptor: the first `room` bytes fit, then ENOSPC
-    (a write that straddles the limit writes what fits and reports it, as the kernel does)."""
+    """os.write for files under one directory, as on a full disk there: the first `room` bytes fit,
+    then ENOSPC (a write that straddles the limit writes what fits and reports it, as the kernel
+    does). Other files (the test's own, the interpreter's) are not affected."""
 
-    def __init__(self, monkeypatch, fd: int, room: int) -> None:
-        self.fd, self.room = fd, room
-        self._write, self._sync = os.write, os.fdatasync
+    def __init__(self, monkeypatch, directory: Path, room: int) -> None:
+        self.directory, self.room = str(directory), room
+        self._write = os.write
         monkeypatch.setattr(os, "write", self.write)
-        monkeypatch.setattr(os, "fdatasync", self.fdatasync)
 
     def write(self, fd, data):
-        if fd != self.fd:
+        if not os.readlink(f"/proc/self/fd/{fd}").startswith(self.directory):
             return self._write(fd, data)
         if self.room <= 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         written = self._write(fd, bytes(data[:self.room]))
         self.room -= written
         return written
-
-    def fdatasync(self, fd):
-        return self._sync(fd)
-
-
-def journal_fd(service) -> int:
-    return service.binder.journal.fileno()
 
 
 @pytest.mark.parametrize("room", [0, 7], ids=["nothing-fits", "half-a-line-fits"])
@@ -73,7 +72,7 @@ async def test_a_refused_bind_leaves_no_line_behind(tmp_path, monkeypatch, room)
     service = cluster_service(SPEC, journal=StateJournal(path))
     assert await schedule(service, "kept") == ""
     size = path.stat().st_size
-    full = FullDisk(monkeypatch, journal_fd(service), room)
+    full = FullDisk(monkeypatch, tmp_path, room)
     assert "No space left on device" in await schedule(service, "refused")
     assert path.stat().st_size == size  # not a byte of the refused line, not even part of it
     full.room = 1 << 20  # space is freed: the next bind must not carry the refused one along
@@ -88,7 +87,7 @@ async def test_a_release_the_journal_cannot_record_is_refused_and_the_books_keep
     path = tmp_path / "books.jsonl"
     service = cluster_service(SPEC, journal=StateJournal(path))
     assert await schedule(service, "held") == ""
-    FullDisk(monkeypatch, journal_fd(service), 0)
+    FullDisk(monkeypatch, tmp_path, 0)
     with pytest.raises(Exception, match="No space left on device"):
         await service.release(uid_of("held"))
     assert uid_of("held") in service.engine.allocations
@@ -126,7 +125,6 @@ _FSIZE_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not hasattr(os, "fdatasync") or sys.platform != "linux", reason="RLIMIT_FSIZE semantics of Linux")
 def test_a_real_file_size_limit_refuses_binds_and_releases_and_leaves_no_trace(tmp_path):
     path = tmp_path / "books.jsonl"
     result = subprocess.run([sys.executable, "-c", _FSIZE_SCRIPT, str(path)], capture_output=True, text=True,
@@ -138,4 +136,27 @@ def test_a_real_file_size_limit_refuses_binds_and_releases_and_leaves_no_trace(t
     assert "File too large" in out["release"] and out["still_held"]
     restarted = cluster_service(SPEC, journal=StateJournal(path))
     assert set(restarted.engine.allocations) - PRESET == {uid_of("first"), uid_of("later")}
+    restarted.binder.journal.close()
+
+
+async def test_gang_records_the_disk_refused_come_back_with_the_next_snapshot(tmp_path, monkeypatch):
+    """Nobody can refuse a gang record (a filter has no Error to answer), so a refused one marks the
+    journal stale, and the next verb after the disk has room writes a whole snapshot."""
+    monkeypatch.setattr(journal_keeper, "RETRY_AFTER_S", 0.0)  # try the snapshot again at once
+    path = tmp_path / "state.jsonl"
+    clock = FakeClock(CLOCK_START)
+    service = service_over(path, clock)
+    driver = InProcess(service, CORPUS_NAMES, clock)
+    full = FullDisk(monkeypatch, tmp_path, 0)
+    await driver.cycle(gang_of("late", 3, namespace="nlp", team="nlp")[0])  # a pending member: a gate record
+    assert service.binder.journal.stale
+    full.room = 1 << 20
+    await driver.cycle(worker("next", gpus=1, namespace="vision").team("vision").build())
+    assert not service.binder.journal.stale
+    before = service.state()
+    monkeypatch.undo()
+    service.binder.journal.close()
+    restarted = service_over(path, clock)
+    assert restarted.state() == before
+    assert any(g["gang"] == "nlp/late" for g in before["gangs"])
     restarted.binder.journal.close()
