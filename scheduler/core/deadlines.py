@@ -29,10 +29,6 @@ class Deadlines(Generic[K]):
     def __contains__(self, key: K) -> bool:
         return key in self._current
 
-    def get(self, key: K) -> float | None:
-        entry = self._current.get(key)
-        return entry[0] if entry else None
-
     def set(self, key: K, at: float) -> None:
         """Give `key` the deadline `at`, replacing any it had."""
         self._sequence += 1

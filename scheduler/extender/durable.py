@@ -7,8 +7,9 @@ Rules kept here:
   could keep a refused line and flush it later), then `fdatasync`s. On any failure the file is
   truncated back to its length before the call, so a refused append leaves no byte behind, and the
   error is raised for the caller to refuse whatever it was recording.
-- `replace_atomically` writes a temp file beside the target, fsyncs it, renames it over the target
-  and fsyncs the directory: a reader (or a crash) sees the old file or the new one, never a mix.
+- `AppendOnlyFile.replace` writes a temp file beside the target, fsyncs it, renames it over the
+  target and fsyncs the directory: a reader (or a crash) sees the old file or the new one, never a
+  mix; appends then go to the new file through the descriptor that wrote it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,38 @@ log = logging.getLogger(__name__)
 class AppendOnlyFile:
     """A file appended to in whole, synced records; held open until `close`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fd: int | None = None) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self.size = os.fstat(self._fd).st_size
+        if fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd: int | None = fd
+        self.size = os.fstat(fd).st_size
         """Bytes in the file: everything appended successfully, nothing else."""
+
+    @classmethod
+    def replace(cls, path: Path, chunks: Iterable[bytes]) -> AppendOnlyFile:
+        """Make `path` hold exactly `chunks`, atomically and durably, and return it open for appends.
+
+        The temp file is written, fsynced and renamed over `path` through the very descriptor
+        that is returned, so there is no moment where appends could go to a file no longer at
+        `path`. On failure the temp file is removed, `path` is untouched and the OSError raised.
+        """
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[_write_some(fd, view):]
+            os.fsync(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _sync_directory(path.parent)
+        return cls(path, fd=fd)
 
     def fileno(self) -> int:
         if self._fd is None:
@@ -61,33 +89,6 @@ class AppendOnlyFile:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
-
-
-def replace_atomically(path: Path, chunks: Iterable[bytes]) -> int:
-    """Make `path` hold exactly `chunks`, atomically and durably. Returns its size in bytes.
-
-    On failure the temp file is removed, `path` is untouched and the OSError is raised.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    size = 0
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[_write_some(fd, view):]
-                size += len(chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _sync_directory(path.parent)
-    return size
 
 
 def _write_some(fd: int, view: memoryview) -> int:

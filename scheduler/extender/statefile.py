@@ -5,7 +5,7 @@ An append-only journal of JSON lines, one per change (`bind` with the whole allo
 pending gang members, reservations, their end). Each change is written whole and synced before
 the caller acknowledges it (`durable.AppendOnlyFile`); a write the disk refuses raises OSError and
 leaves no byte behind, so the caller refuses the bind or release it was recording. On open the
-journal is replayed and rewritten as a snapshot (`durable.replace_atomically`), and again
+journal is replayed and rewritten as a snapshot (`durable.AppendOnlyFile.replace`), and again
 whenever it grows past `COMPACT_FACTOR` times the last snapshot. A torn last line, the mark of
 a crash mid-write (a last line without its newline that is not JSON), is dropped with a warning; any other line
 that is not a record gpusched writes (`state_lines.decode`: every field's type and range) is an
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from scheduler.core.allocation import Allocation
 from scheduler.extender import state_lines
-from scheduler.extender.durable import AppendOnlyFile, replace_atomically
+from scheduler.extender.durable import AppendOnlyFile
 from scheduler.extender.statelock import StateFileBusy, StateLock
 
 log = logging.getLogger(__name__)
@@ -106,11 +106,12 @@ class StateJournal:
         """
         if not self._lock.held:
             raise RuntimeError("state journal not locked")
-        self._snapshot_bytes = replace_atomically(self.path, _snapshot_lines(allocations, gate_records))
+        new = AppendOnlyFile.replace(self.path, _snapshot_lines(allocations, gate_records))
+        old, self._file = self._file, new
+        if old is not None:
+            old.close()
+        self._snapshot_bytes = new.size
         self.stale = False
-        if self._file is not None:
-            self._file.close()
-        self._file = AppendOnlyFile(self.path)
 
     def bound(self, alloc: Allocation) -> None:
         """Record a bind; raises OSError (and records nothing) when the disk refuses."""
