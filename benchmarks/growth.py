@@ -119,7 +119,7 @@ async def run(args, directory: Path) -> list[dict]:
         answer = engine.filter(request, names)
         filters.append(time.perf_counter() - t)
         service._flush_records()  # as the service does after every filter: gang records to the journal
-        if i % SCORE_EVERY == 1 and answer.passed:
+        if i % args.score_every == 1 and answer.passed:
             t = time.perf_counter()
             engine.score_array(request, answer.passed)
             scores.append(time.perf_counter() - t)
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1_000)
     parser.add_argument("--every", type=int, default=100_000)
     parser.add_argument("--policy", default="fgd-plus")
+    parser.add_argument("--score-every", type=int, default=SCORE_EVERY, help="prioritize 1 pod in this many")
     parser.add_argument("--gangs", default="4000,50000", help="waiting gangs for the sweep table, comma-separated")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "growth.md"))
     args = parser.parse_args()
@@ -210,7 +211,7 @@ def main() -> None:
              f"{args.nodes:,} 8-GPU nodes; every pod new (a distinct UID, 20 labels, mostly a distinct shape); "
              f"1 in {GANG_EVERY} the only member of a 4-pod gang that never completes; 1 in {BIND_EVERY} also "
              f"bound, with the pod bound {BOUND:,} binds earlier released (a `--state-file` journal records "
-             f"both); 1 in {SCORE_EVERY:,} also prioritized (a shape new to the score cache); fake clock 10 ms per pod, `expire` every {SWEEP_EVERY_S:g} s of it. "
+             f"both); 1 in {args.score_every:,} also prioritized (a shape new to the score cache); fake clock 10 ms per pod, `expire` every {SWEEP_EVERY_S:g} s of it. "
              "Filter times are per call over each window; prioritize is on the nodes that passed. "
              "Structure sizes are at the end of each window.", "",
              "| pods | RSS MiB | filter mean µs | filter p99 µs | prioritize µs | UIDs seen | pending | gangs "
