@@ -11,8 +11,9 @@ import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "scheduler" / "core"
 # hashlib: keyed digests are pure functions of their input (fgd-plus's seeded node order), no I/O or state.
+# heapq: list operations (the gang deadline queue).
 ALLOWED = {"__future__", "collections", "dataclasses", "datetime", "enum", "fnmatch", "fractions", "functools", "hashlib",
-           "itertools", "math", "re", "types", "typing", "numpy", "scheduler.core"}
+           "heapq", "itertools", "math", "re", "types", "typing", "numpy", "scheduler.core"}
 
 
 def imports(path: Path) -> set[str]:

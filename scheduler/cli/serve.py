@@ -77,24 +77,44 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} {port} is not a TCP port")
     if live:
         return _run_live(args)
-    from scheduler.extender.server import cluster_service, serve_forever
+    from scheduler.extender.server import cluster_service, listen, serve_forever
     from scheduler.extender.statefile import StateFileError, StateJournal
 
+    # 1. read-only inputs; 2. the port; 3. the state file's lock; only then 4. the state file is
+    # read and rewritten: a second server (busy port, or the same file) exits 2 before step 4.
     try:
         spec = load_cluster(args.cluster)
         gates = gates_from(args, spec.sections)
-        journal = StateJournal(args.state_file) if args.state_file else None
-        service = cluster_service(spec, settings=settings_from(args), journal=journal,
-                                  decide_in_filter=args.decide_in_filter, gates=gates)
-    except (ClusterFileError, ConfigError, StateFileError) as e:
+    except (ClusterFileError, ConfigError) as e:
         raise UsageError(str(e)) from None
-    except OSError as e:
-        raise UsageError(f"{args.state_file}: {e.strerror or e}") from None
     try:
-        asyncio.run(serve_forever(service, host=args.host, port=args.port, prefix=args.prefix))
+        sockets = listen(args.host, args.port)
     except OSError as e:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    journal = StateJournal(args.state_file) if args.state_file else None
+    try:
+        if journal is not None:
+            journal.lock()
+        service = cluster_service(spec, settings=settings_from(args), journal=journal,
+                                  decide_in_filter=args.decide_in_filter, gates=gates)
+    except StateFileError as e:
+        _close(sockets, journal)
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        _close(sockets, journal)
+        raise UsageError(f"{args.state_file}: {e.strerror or e}") from None
+    try:
+        asyncio.run(serve_forever(service, host=args.host, port=args.port, prefix=args.prefix, sockets=sockets))
+    finally:
+        _close(sockets, journal)
     return 0
+
+
+def _close(sockets, journal) -> None:
+    for sock in sockets:
+        sock.close()
+    if journal is not None:
+        journal.close()
 
 
 def _run_live(args: argparse.Namespace) -> int:

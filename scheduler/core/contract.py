@@ -27,6 +27,8 @@ PREFIX = "gpusched.io/"
 GANG_LABEL = "gpusched.io/gang"
 POD_GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
 TEAM_LABEL = "gpusched.io/team"
+POD_LABELS = (GANG_LABEL, POD_GROUP_LABEL, TEAM_LABEL)
+"""The only pod labels gpusched reads; a parsed pod keeps these and no others."""
 
 # Pod annotations the extender writes at bind: the whole persistent record of an allocation.
 ASSIGNED_GPUS_ANNOTATION = "gpusched.io/gpus"

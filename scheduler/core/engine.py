@@ -40,6 +40,8 @@ from scheduler.core.verdict import Reason
 from scheduler.core.workload import TaskType, Workload, WorkloadMix
 
 _MODEL_MASK_CACHE = 256
+_FITS_ANYWHERE_LIMIT = 4096
+"""Pod shapes judged per books generation; a quiet cluster watching many shapes starts afresh."""
 
 
 class BindRejected(Exception):
@@ -54,7 +56,9 @@ class EngineSettings:
     mix_refresh_every: int = 64
     """Publish a new workload mix after this many newly seen pods (score caches live in between)."""
     pending_limit: int = 100_000
-    """Pods filtered but never bound are forgotten oldest-first beyond this many."""
+    """Pods filtered but never bound are forgotten oldest-first beyond this many; so are the UIDs
+    remembered as counted in the workload mix (a pod forgotten and filtered again counts twice,
+    which only nudges the mix)."""
     seed: int = 0
     gangs: GangSettings = field(default_factory=GangSettings)
     """Gang topology (zone and rack labels) and the default reservation timeout."""
@@ -97,7 +101,8 @@ class Engine:
         self._pending: OrderedDict[str, PodRequest] = OrderedDict()
         self._fixed_workload = workload
         self._mix = WorkloadMix(coverage=self.settings.mix_coverage, refresh_every=self.settings.mix_refresh_every)
-        self._seen: set[str] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        """UIDs whose shape the mix has counted, least recently seen first (at most `pending_limit`)."""
         self._context = PolicyContext(rng=np.random.default_rng(self.settings.seed), seed=self.settings.seed)
         self._model_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._sequence = 0
@@ -159,8 +164,7 @@ class Engine:
         self._pending.move_to_end(pod.uid)
         while len(self._pending) > self.settings.pending_limit:
             self._pending.popitem(last=False)
-        if pod.uid not in self._seen:
-            self._seen.add(pod.uid)
+        if self._first_sight(pod.uid):
             self._mix.observe(pod)
 
     def observe_pending(self, pod: PodRequest) -> bool:
@@ -180,7 +184,7 @@ class Engine:
         if self.pod_gate(pod) or not self.gates.may_reclaim(pod):
             return False
         generation, anywhere = self._fits_anywhere
-        if generation != self.state.generation:  # the books changed: judge every shape afresh
+        if generation != self.state.generation or len(anywhere) >= _FITS_ANYWHERE_LIMIT:  # judge afresh
             generation, anywhere = self._fits_anywhere = (self.state.generation, {})
         fits = anywhere.get(pod.shape)
         if fits is None:  # every row through one slice; removed rows are empty and fit no GPU pod
@@ -532,10 +536,19 @@ class Engine:
         self._by_node.setdefault(alloc.node, {})[alloc.uid] = None
         self._pending.pop(alloc.uid, None)
         self.gates.on_recorded(alloc)
-        if alloc.uid not in self._seen:  # restored from a record: its shape counts in the mix too
-            self._seen.add(alloc.uid)
+        if self._first_sight(alloc.uid):  # restored from a record: its shape counts in the mix too
             self._mix.observe_type(TaskType(alloc.cpu_milli, alloc.milli, len(alloc.slots) if alloc.slots else 0,
                                             ModelSelector()))
+
+    def _first_sight(self, uid: str) -> bool:
+        """Remember `uid` as seen (most recently); True the first time (within the last `pending_limit`)."""
+        if uid in self._seen:
+            self._seen.move_to_end(uid)
+            return False
+        self._seen[uid] = None
+        if len(self._seen) > self.settings.pending_limit:
+            self._seen.popitem(last=False)
+        return True
 
     def pending(self, uid: str) -> PodRequest | None:
         return self._pending.get(uid)

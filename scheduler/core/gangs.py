@@ -16,6 +16,13 @@ A gang is in one of four phases, computed from its data (never stored):
 
 Rules kept here: a reservation covers every member the gang still needs, or does not exist;
 members leave a reservation only by being bound (or by the whole reservation ending).
+
+Nothing is kept for ever: reservations wait in a deadline queue (`due` costs nothing while none
+is due, however many gangs wait), and a pending member that nobody has filtered for
+`GangSettings.forget_idle_members_after(its timeout)` is handed out by `idle` to be forgotten
+(a `--cluster` extender hears of no deletions: without this, gangs that never complete would
+pile up). kube-scheduler retries an unschedulable pod at least every 5 minutes, below the
+10-minute floor, so a member whose pod still exists is filtered again long before that.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from enum import Enum
 import numpy as np
 
 from scheduler.core.allocation import Allocation
+from scheduler.core.deadlines import Deadlines
 from scheduler.core.gang_planning import Topology, member_order
 from scheduler.core.request import DEFAULT_GANG_TIMEOUT_S, PodRequest
 
@@ -77,10 +85,17 @@ class GangSettings:
     default_timeout_s: int = DEFAULT_GANG_TIMEOUT_S
     history: int = 64
     """Ended reservations kept for /state."""
+    idle_floor_s: int = 600
+    """A pending member is forgotten after twice its gang timeout without a filter, never sooner
+    than this (above kube-scheduler's 5-minute retry of unschedulable pods)."""
 
     def __post_init__(self) -> None:
         if self.default_timeout_s < 1:
             raise ValueError("gangs.defaultTimeoutSeconds must be a positive integer")
+
+    def forget_idle_members_after(self, timeout_s: int) -> float:
+        """Seconds a pending member of a gang with this timeout may go unfiltered before it is forgotten."""
+        return float(max(2 * timeout_s, self.idle_floor_s))
 
 
 @dataclass
@@ -153,6 +168,10 @@ class GangBook:
         """Distinct candidate lists, shared by the members that report the same one (most recent kept)."""
         self.history: deque[Ended] = deque(maxlen=self.settings.history)
         self._next_id = 0
+        self._deadlines: Deadlines[GangKey] = Deadlines()
+        """Gangs with a reservation, by its deadline."""
+        self._idle: Deadlines[str] = Deadlines()
+        """Pending members, by when they are forgotten unless filtered again."""
 
     # ------------------------------------------------------------ membership
     def set_pod_group(self, namespace: str, name: str, min_member: int | None) -> None:
@@ -165,11 +184,15 @@ class GangBook:
         else:
             self._pod_groups[key] = min_member
 
-    def observe(self, pod: PodRequest, candidates: np.ndarray | None = None) -> Gang:
-        """Remember a pending member (and the nodes it may use). A re-created pod replaces its namesake."""
+    def observe(self, pod: PodRequest, candidates: np.ndarray | None = None, *, at: float | None = None) -> Gang:
+        """Remember a pending member (and the nodes it may use), seen at time `at` (None: not timed,
+        so never forgotten for idling). A re-created pod replaces its namesake."""
         key = GangKey.of(pod)
-        assert key is not None
+        assert key is not None and pod.gang is not None
         gang = self._gangs.setdefault(key, Gang(key))
+        if pod.uid not in gang.bound and at is not None:
+            timeout = pod.gang.timeout_s or self.settings.default_timeout_s
+            self._idle.set(pod.uid, at + self.settings.forget_idle_members_after(timeout))
         if pod.uid not in gang.bound:
             for uid, other in list(gang.pending.items()):
                 if other.name == pod.name and uid != pod.uid and not self.reserved_for(uid):
@@ -200,6 +223,7 @@ class GangBook:
         gang.pending.pop(old_uid, None)
         self._member_of.pop(old_uid, None)
         self._candidates.pop(old_uid, None)
+        self._idle.discard(old_uid)
         self._member_of[pod.uid] = gang.key
         return held
 
@@ -208,6 +232,7 @@ class GangBook:
         key = self._member_of.get(uid)
         gang = self._gangs.get(key) if key else None
         self._candidates.pop(uid, None)
+        self._idle.discard(uid)
         if gang is None or uid in gang.bound:
             return gang
         gang.pending.pop(uid, None)
@@ -224,6 +249,7 @@ class GangBook:
         gang.bound[alloc.uid] = None
         self._member_of[alloc.uid] = key
         self._candidates.pop(alloc.uid, None)
+        self._idle.discard(alloc.uid)
         return gang
 
     def unbound(self, alloc: Allocation) -> Gang | None:
@@ -320,6 +346,7 @@ class GangBook:
                                        tuple(racks))
         gang.broken = ""
         gang.problem = ""
+        self._deadlines.set(gang.key, deadline)
         self._sizes[gang.key] = size
         for uid in members:
             self._member_of[uid] = gang.key
@@ -347,6 +374,7 @@ class GangBook:
         if reservation is None:
             return None
         gang.reservation = None
+        self._deadlines.discard(gang.key)
         for uid in reservation.members:
             if uid not in gang.pending and uid not in gang.bound:
                 self._member_of.pop(uid, None)
@@ -356,8 +384,31 @@ class GangBook:
         return reservation
 
     def due(self, now: float) -> list[Gang]:
-        """Gangs whose reservation deadline has passed, in key order."""
-        return [g for g in self if g.reservation is not None and g.reservation.deadline <= now]
+        """Gangs whose reservation deadline has passed, in key order. The caller closes each of
+        them (`close`): they have left the deadline queue."""
+        due = []
+        for key in self._deadlines.pop_due(now):
+            gang = self._gangs.get(key)
+            if gang is not None and gang.reservation is not None:
+                due.append(gang)
+        return sorted(due, key=lambda g: g.key)
+
+    def idle(self, now: float) -> list[str]:
+        """Pending members nobody has filtered for too long, to be forgotten (`forget`), in UID
+        order. A member its gang's reservation holds is not idle: it is looked at again once
+        the reservation has had as long."""
+        out = []
+        for uid in self._idle.pop_due(now):
+            gang = self.gang_of(uid)
+            if gang is None or uid not in gang.pending:
+                continue
+            if gang.reservation is not None and uid in gang.reservation.members:
+                pod = gang.pending[uid]
+                timeout = (pod.gang.timeout_s if pod.gang else None) or self.settings.default_timeout_s
+                self._idle.set(uid, gang.reservation.deadline + self.settings.forget_idle_members_after(timeout))
+                continue
+            out.append(uid)
+        return sorted(out)
 
     def _intern(self, rows: np.ndarray) -> np.ndarray:
         key = rows.tobytes()

@@ -219,7 +219,7 @@ def restore(gates: Gatekeeper, records: Iterable[Mapping[str, Any]]) -> list[str
         gates.books.observe(pod)
         gates.journal.pod(pod, reclaim=uid in folded.reclaim)
         if pod.gang is not None:
-            gates.gangs.observe(pod)
+            gates.gangs.observe(pod, at=gates.current_time())  # idle from the restart on
         if uid in folded.reclaim:
             gates.waiting_for_reclaim[uid] = pod
     for key, size in folded.sizes.items():

@@ -109,7 +109,8 @@ class Gatekeeper:
         return self._now
 
     def expire(self, now: float | None = None) -> list[Ended]:
-        """Release every reservation whose deadline is at or before `now` (default: the clock)."""
+        """Release every reservation whose deadline is at or before `now` (default: the clock), and
+        forget pending gang members idle for too long (`GangBook.idle`)."""
         if now is not None:
             self._now = max(self._now, float(now))
         at = self.current_time()
@@ -120,6 +121,8 @@ class Gatekeeper:
             reason = (f"reservation expired after {_seconds(r.deadline - r.reserved_at)}s with "
                       f"{len(gang.bound)} of {r.size} members bound")
             ended.append(reservations.close(self, gang, Outcome.EXPIRED, reason))
+        for uid in self.gangs.idle(at):  # members nobody asks about any more (their pods are gone)
+            self.on_forgotten(uid)
         return ended
 
     # ------------------------------------------------------------------- filter
@@ -130,7 +133,7 @@ class Gatekeeper:
         self.expire()
         reservations.adopt_namesake(self, pod)
         rows, _ = self.state.rows_of(names)
-        gang = self.gangs.observe(pod, rows[rows >= 0])
+        gang = self.gangs.observe(pod, rows[rows >= 0], at=self.current_time())
         self.journal.pod(pod)
         if self.gangs.reserved_for(pod.uid) is None and self.gangs.phase(gang) is Phase.WAITING:
             reservations.reserve(self, gang)

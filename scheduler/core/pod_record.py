@@ -38,7 +38,8 @@ def pod_from_record(record: Mapping[str, Any]) -> PodRequest:
         gpu_memory_mib=int(record.get("gpuMemoryMiB", 0)),
         models=ModelSelector(tuple(models.get("allow", ())), tuple(models.get("deny", ()))),
         sharing=SharingNeed(record.get("sharing", "any")), policy=record.get("policy"),
-        gang=GangSpec(gang["name"], gang["size"], gang["timeoutSeconds"], gang["fromPodGroup"]) if gang else None,
+        gang=GangSpec(gang["name"], gang.get("size"), gang.get("timeoutSeconds"), bool(gang.get("fromPodGroup")))
+        if gang else None,
         team_label=record.get("team"), priority=int(record.get("priority", 0)), created=record.get("created", ""),
         labels=MappingProxyType(dict(record.get("labels") or {})),
     )

@@ -72,6 +72,8 @@ class PodRequest:
     priority: int = 0
     created: str = ""
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Of the pod's labels, only those gpusched reads (`contract.POD_LABELS`): a pending pod is
+    remembered until it binds, and whole label sets of 100,000 pods are memory for nothing."""
 
     @property
     def key(self) -> str:
@@ -166,7 +168,7 @@ def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
         models=models, sharing=sharing, policy=policy,
         gang=_gang(labels, annotations, namespace), team_label=labels.get(c.TEAM_LABEL) or None,
         priority=priority, created=created if isinstance(created, str) else "",
-        labels=MappingProxyType(dict(labels)),
+        labels=MappingProxyType({k: labels[k] for k in c.POD_LABELS if k in labels}),
     )
 
 

@@ -4,8 +4,14 @@ Fragmentation is measured against M, so M must be a stable snapshot: `WorkloadMi
 observes and publishes a new `Workload` only when asked (`snapshot`), keeping score caches valid
 between refreshes. The typical set is the most popular shapes covering `coverage` of all
 observed pods, added `step` shapes at a time, weights renormalised over the kept shapes (as the
-FGD artifact's GetTypicalPods does). Ties in popularity break on the shape itself, so the
-snapshot is a pure function of the counts.
+FGD artifact's GetTypicalPods does), and at most `MAX_TYPES` of them. Ties in popularity break on
+the shape itself, so the snapshot is a pure function of the counts.
+
+Bounds: fragmentation costs O(nodes · GPUs · |M|), so a workload of thousands of distinct shapes
+(a CPU request that differs per pod) would make every score seconds long: M keeps the
+`MAX_TYPES` most popular shapes (the FGD traces need at most 124 to cover 95 %). The counts keep
+at most `MAX_SHAPES` shapes: past that the less popular half is dropped (the long tail a
+95 % cover never reaches), so memory stays flat however many shapes arrive.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ import numpy as np
 from scheduler.core.contract import MILLI_PER_GPU
 from scheduler.core.request import PodRequest
 from scheduler.core.selector import ModelSelector
+
+MAX_TYPES = 256
+"""Shapes in M at most (the openb traces' 95 % covers take 21..124)."""
+MAX_SHAPES = 4096
+"""Distinct shapes counted at most; beyond this the counts keep the most popular half."""
 
 
 @dataclass(frozen=True, order=True)
@@ -53,19 +64,20 @@ class Workload:
         return int(self.weights.sum())
 
     @classmethod
-    def of(cls, counts: Counter[TaskType], *, coverage: float = 0.95, step: int = 1, generation: int = 0) -> Workload:
-        # The artifact sorts by (count, cpu, milli, gpus, model) and reverses: every key descending.
-        ranked = sorted(counts.items(), key=lambda kv: (kv[1], *_sort_key(kv[0])), reverse=True)
+    def of(cls, counts: Counter[TaskType], *, coverage: float = 0.95, step: int = 1, generation: int = 0,
+           max_types: int = MAX_TYPES) -> Workload:
+        ranked = _ranked(counts)
         total = sum(counts.values())
         kept: list[tuple[TaskType, int]] = []
         covered = 0
         target = coverage * total
         i = 0
-        while covered < target and i < len(ranked):
+        while covered < target and i < len(ranked) and len(kept) < max_types:
             for shape, n in ranked[i:i + step]:
                 kept.append((shape, n))
                 covered += n
             i += step
+        kept = kept[:max_types]
         return cls(tuple(s for s, _ in kept), np.array([n for _, n in kept], np.float64), generation)
 
     @classmethod
@@ -75,6 +87,12 @@ class Workload:
 
 def _sort_key(t: TaskType) -> tuple:
     return (t.cpu_milli, t.gpu_milli, t.gpus, str(t.models))
+
+
+def _ranked(counts: Counter[TaskType]) -> list[tuple[TaskType, int]]:
+    """Most popular first. The artifact sorts by (count, cpu, milli, gpus, model) and reverses:
+    every key descending."""
+    return sorted(counts.items(), key=lambda kv: (kv[1], *_sort_key(kv[0])), reverse=True)
 
 
 class WorkloadMix:
@@ -89,6 +107,7 @@ class WorkloadMix:
     def __init__(self, *, coverage: float = 0.95, step: int = 1, refresh_every: int = 64,
                  drift: float = 0.02) -> None:
         self._counts: Counter[TaskType] = Counter()
+        self._observed = 0
         self._coverage = coverage
         self._step = step
         self._refresh_every = refresh_every
@@ -102,11 +121,15 @@ class WorkloadMix:
 
     def observe_type(self, shape: TaskType) -> None:
         self._counts[shape] += 1
+        self._observed += 1
         self._since_snapshot += 1
+        if len(self._counts) > MAX_SHAPES:  # amortised: the next pruning is MAX_SHAPES / 2 new shapes away
+            self._counts = Counter(dict(_ranked(self._counts)[:MAX_SHAPES // 2]))
 
     @property
     def observed(self) -> int:
-        return sum(self._counts.values())
+        """Pods observed, every one (the counts may have dropped rare shapes since)."""
+        return self._observed
 
     def snapshot(self) -> Workload | None:
         if not self._counts:

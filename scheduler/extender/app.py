@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.extender import wire
-from scheduler.extender.service import ExtenderService
+from scheduler.extender.service import ExtenderService, ReleaseRefused
 
 log = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", ExtenderService)
@@ -131,7 +131,10 @@ def _decode_release(body: bytes) -> str:
 
 
 async def _release(service: ExtenderService, uid) -> bytes:
-    alloc = await service.release(uid)
+    try:
+        alloc = await service.release(uid)
+    except ReleaseRefused as e:
+        return orjson.dumps({"Error": str(e)})
     return orjson.dumps({"Error": "" if alloc else f"no pod with UID {uid} holds an allocation"})
 
 

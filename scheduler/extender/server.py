@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from scheduler.clusterfile import ClusterSpec
 from scheduler.configfile import GatesConfig
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.extender.app import create_app
+from scheduler.extender.journal_keeper import JournalKeeper
 from scheduler.extender.service import ExtenderService, MemoryBinder
 from scheduler.extender.statefile import StateJournal
 
@@ -29,16 +31,11 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
     deadlines recorded in the state file stay meaningful across restarts).
     """
     engine = cluster_engine(spec, settings=settings, gates=gates, clock=clock)
-    if journal is not None:
-        for alloc in journal.load():
-            _restore(engine, alloc)
-        for problem in engine.gates.restore_records(journal.gate_records):
-            log.warning("restored a gang reservation with a discrepancy: %s", problem)
-        journal.open(sorted(engine.allocations.values(), key=lambda a: a.sequence), engine.gates.snapshot_records())
-        engine.gates.journal.enabled = True
     service = ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
     if journal is not None:
-        service.record_sink = journal.noted
+        keeper = JournalKeeper(engine, journal)
+        keeper.restore(_restore)
+        service.keeper = keeper
     return service
 
 
@@ -71,24 +68,56 @@ class RunningServer:
         await self.runner.cleanup()
 
 
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bind and listen on host:port now, before anything else starts (as aiohttp would: every
+    address the host resolves to, SO_REUSEADDR). `serve --state-file` binds its port before it
+    touches the state file, so a second server on a busy port exits without rewriting it.
+    Raises OSError ("address already in use"); sockets bound so far are closed.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+            if port == 0:  # every address on the one port the kernel picked first
+                port = sock.getsockname()[1]
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
-                extra_routes: Sequence = ()) -> RunningServer:
-    """Listen on host:port (0 picks a free port) and return the base URL."""
+                extra_routes: Sequence = (), sockets: Sequence[socket.socket] = ()) -> RunningServer:
+    """Listen on host:port (0 picks a free port), or on `sockets` already bound, and return the base URL."""
     app = create_app(service, prefix=prefix)
     for add in extra_routes:
         add(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    sockets = site._server.sockets if site._server else []  # the bound port when port=0
-    bound = sockets[0].getsockname()[1] if sockets else port
+    if sockets:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        bound = sockets[0].getsockname()[1]
+    else:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        listening = site._server.sockets if site._server else []  # the bound port when port=0
+        bound = listening[0].getsockname()[1] if listening else port
     prefix_path = "/" + prefix.strip("/") if prefix.strip("/") else ""
     return RunningServer(runner, f"http://{host}:{bound}{prefix_path}")
 
 
-async def serve_forever(service: ExtenderService, *, host: str, port: int, prefix: str = "") -> None:
-    server = await start(service, host=host, port=port, prefix=prefix)
+async def serve_forever(service: ExtenderService, *, host: str, port: int, prefix: str = "",
+                        sockets: Sequence[socket.socket] = ()) -> None:
+    server = await start(service, host=host, port=port, prefix=prefix, sockets=sockets)
     log.info("gpusched extender listening on %s (policy %s)", server.url, service.engine.settings.policy)
     try:
         await asyncio.Event().wait()

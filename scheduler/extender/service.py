@@ -8,10 +8,13 @@ and it is released again if the binder fails: never a lost or doubled GPU (a gan
 go back to its gang's reservation instead). The binder's writes run outside any lock, side by
 side: held across them, one slow API call made every bind behind it late for kube-scheduler's
 `httpTimeout`. A bind kube-scheduler retries while the first is still being committed shares the
-first one's outcome (one commit per pod at a time). `bind_lock` only keeps `release` apart from
-the binder's record of a release. Gang reservations past their deadline are released by
-`expire`, which the app calls every `sweep_interval_s`; gang and quota changes are handed to
-`record_sink` (the `--state-file` journal) after every call that makes them.
+first one's outcome (one commit per pod at a time). A release is recorded by the binder before
+the books give the GPUs back, and refused (`ReleaseRefused`) when it cannot be: nothing is
+acknowledged that a restart would undo; `bind_lock` keeps releases in order. Gang reservations
+past their deadline are released by `expire`, which the app calls every `sweep_interval_s`; gang
+and quota changes are handed to `keeper` (the `--state-file` journal, or in a cluster the writer
+of reservations onto their pods) after every call that makes them, and the keeper is then told the
+books are settled (a moment it may compact the journal in).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,8 +45,23 @@ class BindFailed(Exception):
     """The binder could not make an allocation durable; the message is the reason."""
 
 
+class ReleaseRefused(Exception):
+    """A release the binder could not record: the books keep the allocation; the message is why."""
+
+
+class RecordKeeper(Protocol):
+    """Keeps gang and quota records somewhere durable (the `--state-file` journal)."""
+
+    def note(self, records: list[dict]) -> None:
+        """Store records in the order they happened. Must not raise: a failure is the keeper's to repair."""
+
+    def settle(self) -> None:
+        """The books are between verbs (every change recorded): a moment to compact."""
+
+
 class Binder(Protocol):
-    """Makes an allocation real outside the engine. `commit` may be retried for the same pod."""
+    """Makes an allocation real outside the engine. `commit` may be retried for the same pod.
+    Both raise `BindFailed` when they cannot record the change; the caller then refuses it."""
 
     async def commit(self, alloc: Allocation, *, waited_s: float = 0.0) -> None:
         """`waited_s`: how long the bind request already waited; it counts against the deadline."""
@@ -67,7 +84,10 @@ class MemoryBinder:
 
     async def forget(self, alloc: Allocation) -> None:
         if self.journal is not None:
-            self.journal.released(alloc.uid)
+            try:
+                self.journal.released(alloc.uid)
+            except OSError as e:
+                raise BindFailed(f"cannot write the state file: {e.strerror}") from None
 
 
 class ExtenderService:
@@ -87,7 +107,7 @@ class ExtenderService:
         self.on_bind_refused: list = []
         """Callables (BindingArgs, reason) told of binds the engine refused (Kubernetes events)."""
         self.extra_state.append(lambda: gates_view(self.engine.gates))
-        self.record_sink: Callable[[list[dict]], None] | None = None
+        self.keeper: RecordKeeper | None = None
         """Where gang and quota records go (the state journal); None: nowhere."""
         self.sweep_interval_s = 2.0
         self.caller_timeout_s = 5.0
@@ -177,14 +197,18 @@ class ExtenderService:
         return wire.encode_preemption_result(kept, args.num_pdb_violations)
 
     async def release(self, uid: str) -> Allocation | None:
+        """A pod ended: record that, then give its GPUs back. Raises ReleaseRefused, changing
+        nothing, when the binder cannot record it (a restart would otherwise bring the pod back)."""
         async with self.bind_lock:
+            held = self.engine.allocations.get(uid)
+            if held is not None:
+                try:
+                    await self.binder.forget(held)
+                except BindFailed as e:
+                    log.error("refused to release %s: %s", held.key, e)
+                    raise ReleaseRefused(f"gpusched cannot release {held.key}: {e}") from None
             alloc = self.engine.release(uid)
             self._flush_records()
-            if alloc is not None:
-                try:
-                    await self.binder.forget(alloc)
-                except Exception as e:  # the books gave the GPUs back already; only the record lags
-                    log.error("released %s, but its release could not be recorded: %s", alloc.key, e)
             return alloc
 
     def expire(self) -> list:
@@ -196,12 +220,12 @@ class ExtenderService:
         return ended
 
     def _flush_records(self) -> None:
+        """Hand the gatekeeper's new records to the keeper; the books are settled after this."""
         records = self.engine.gates.journal.drain()
-        if records and self.record_sink is not None:
-            try:
-                self.record_sink(records)
-            except OSError as e:
-                log.error("cannot write %d gang/quota records to the state file: %s", len(records), e.strerror)
+        if self.keeper is not None:
+            if records:
+                self.keeper.note(records)
+            self.keeper.settle()
 
     # ------------------------------------------------------------------ views
     def state(self) -> dict[str, Any]:

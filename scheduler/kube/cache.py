@@ -112,7 +112,8 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord:
         return [{"name": ct.get("name"), "resources": ct.get("resources") or {}} for ct in spec.get(key) or []]
 
     slim_meta = {k: meta[k] for k in ("name", "namespace", "uid", "creationTimestamp") if k in meta}
-    slim_meta["labels"] = dict(meta.get("labels") or {})
+    labels = meta.get("labels") or {}
+    slim_meta["labels"] = {k: labels[k] for k in c.POD_LABELS if k in labels}  # all gpusched reads
     slim_meta["annotations"] = annotations
     slim_spec: dict[str, Any] = {"containers": containers("containers"), "initContainers": containers("initContainers")}
     for key in ("nodeName", "schedulerName", "priority", "overhead"):

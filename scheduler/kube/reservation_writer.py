@@ -1,7 +1,6 @@
 """Writing gang reservations onto their pending members, and holding binds until they are written.
 
-The service hands every journal record to `ReservationWriter.records` (its `record_sink` in live
-mode). A `reserve` record becomes the annotation `gpusched.io/reservation` on each member still
+The service hands every journal record to `ReservationWriter.note` (its `keeper` in live mode). A `reserve` record becomes the annotation `gpusched.io/reservation` on each member still
 pending (`reservations.annotation_of`). The write does a second job: kube-scheduler parks the members
 it tried before their gang was complete as unschedulable, and an update of a parked pod moves it
 back to the active queue, so the gang binds within seconds of its last member arriving instead of
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class ReservationWriter:
-    """The service's `record_sink` in live mode: reservations onto their pods, binds wait for them."""
+    """The service's `RecordKeeper` in live mode: reservations onto their pods, binds wait for them."""
 
     def __init__(self, client: KubeClient, *, timeout_s: float = 10.0) -> None:
         self.client = client
@@ -40,12 +39,15 @@ class ReservationWriter:
         self.on_result: list[Callable[[str], None]] = []
         """Observers of each annotation write's outcome ("written", "failed"): metrics."""
 
-    def records(self, records: list[dict[str, Any]]) -> None:
+    def note(self, records: list[dict[str, Any]]) -> None:
         for record in records:
             if record["kind"] == "reserve":
                 self._reserved(record)
             elif record["kind"] == "close":
                 self._closed(record)
+
+    def settle(self) -> None:
+        """Nothing to compact: the pods are the record."""
 
     async def settled(self, alloc: Allocation) -> None:
         """Wait until the reservation `alloc` came from is written (or failed to be)."""

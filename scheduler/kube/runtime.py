@@ -105,7 +105,7 @@ class KubeExtender:
         # Gang reservations go onto their pods (durable, and parked members requeued); binds wait for them.
         self.engine.gates.journal.enabled = True
         self.reservations = ReservationWriter(client)
-        self.service.record_sink = self.reservations.records
+        self.service.keeper = self.reservations
         self.binder.before_commit.append(self.reservations.settled)
         self.requeuer = Requeuer(client, self.cache, may_write=lambda: self.elector is None or self.is_leader())
         self.requeuer.on_nudge.append(self.metrics.requeued.inc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from scheduler.clusterfile import load_cluster
 from scheduler.core.engine import Engine
+from scheduler.extender.durable import AppendOnlyFile
 from scheduler.extender.server import cluster_service, start
 from scheduler.extender.service import ExtenderService
 from scheduler.extender.statefile import StateJournal
@@ -99,7 +101,7 @@ async def test_odd_admission_reviews_get_an_answer(webhook, containers, allowed)
     assert any("NVIDIA_VISIBLE_DEVICES" in orjson.dumps(op).decode() for op in patch)  # the share is still enforced
 
 
-async def test_a_release_the_state_file_cannot_record_still_releases(tmp_path):
+async def test_a_release_the_state_file_cannot_record_is_refused_and_changes_nothing(tmp_path):
     journal = StateJournal(tmp_path / "state.jsonl")
     service = cluster_service(load_cluster(EXAMPLES / "mixed.yaml"), journal=journal)
     running = await start(service)
@@ -114,10 +116,10 @@ async def test_a_release_the_state_file_cannot_record_still_releases(tmp_path):
                                                      "PodUID": meta["uid"], "Node": node_name})
             assert meta["uid"] in service.engine.allocations
             journal._file.close()
-            journal._file = open("/dev/full", "ab")  # noqa: SIM115 - the disk is full from now on
+            journal._file = AppendOnlyFile(Path("/dev/full"))  # the disk is full from now on
             status, answer = await post(http, f"{running.url}/release", {"PodUID": meta["uid"]})
-            assert (status, answer) == (200, {"Error": ""})
-            assert meta["uid"] not in service.engine.allocations
+            assert status == 200 and "No space left on device" in answer["Error"]
+            assert meta["uid"] in service.engine.allocations  # a restart would bring it back: not released
     finally:
         await running.close()
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from scheduler.clusterfile import load_cluster
 from scheduler.core.engine import EngineSettings
 from scheduler.core.request import parse_pod
+from scheduler.extender import statefile
 from scheduler.extender.server import cluster_service
 from scheduler.extender.statefile import StateFileError, StateJournal
 from scheduler.extender.wire import BindingArgs, ExtenderArgs
@@ -82,3 +83,27 @@ def test_a_corrupt_line_is_an_error_naming_file_and_line(tmp_path):
     path.write_bytes(b'{"op": "release", "uid": "a"}\nthis is not json\n{"op": "release", "uid": "b"}\n')
     with pytest.raises(StateFileError, match=r"books.jsonl:2: not a state record"):
         StateJournal(path).load()
+
+
+def test_a_second_journal_on_the_same_file_is_refused_until_the_first_closes(tmp_path):
+    path = tmp_path / "books.jsonl"
+    first = cluster_service(SPEC, journal=StateJournal(path))
+    with pytest.raises(StateFileError, match=rf"state file {path} is in use by another gpusched \(pid \d+\)"):
+        StateJournal(path).load()
+    first.binder.journal.close()
+    cluster_service(SPEC, journal=StateJournal(path)).binder.journal.close()
+
+
+def test_the_journal_is_compacted_when_it_grows_past_a_multiple_of_its_live_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(statefile, "COMPACT_MIN_BYTES", 8 << 10)
+    path = tmp_path / "books.jsonl"
+    service = cluster_service(SPEC, journal=StateJournal(path))
+    largest = 0
+    for round_ in range(150):  # a pod arrives and leaves, for ever: the live books stay the same
+        asyncio.run(drive(service, [("arrive", pod("w").gpus(1)), ("release", 0)]))
+        assert len(service.engine.allocations) == len(SPEC.pods), round_
+        largest = max(largest, path.stat().st_size)
+    assert largest <= (8 << 10) + 2048  # one compaction threshold plus the lines of one verb
+    before = service.state()
+    service.binder.journal.close()
+    assert cluster_service(SPEC, journal=StateJournal(path)).state() == before

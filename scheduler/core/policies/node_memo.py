@@ -24,6 +24,11 @@ from scheduler.core.workload import Workload
 
 MEMO_LIMIT = 512
 """Pod shapes cached per policy (a trace has ~100-450; each entry is three arrays over nodes)."""
+BYTES_PER_ROW = 24
+"""An entry's cost per node row: version (int64), value (float64), slot (int64)."""
+MEMO_BYTES = 64 << 20
+"""...and no more entries than fit this many bytes: at 20,000 nodes 139 shapes, not 512 (245 MB).
+The least recently used shape goes first: a cluster's few common shapes stay warm."""
 
 GROUP_ABOVE = 64
 """Stale rows up to this many are computed as they are: grouping them costs more than it saves
@@ -62,20 +67,25 @@ def tasks_of(state: ClusterState, workload: Workload, ctx: PolicyContext) -> fra
     return cache[key][1]
 
 
+def memo_limit(rows: int) -> int:
+    """Shapes one policy's memo keeps for a state of `rows` rows."""
+    return max(1, min(MEMO_LIMIT, MEMO_BYTES // (BYTES_PER_ROW * max(rows, 1))))
+
+
 def cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray, ctx: PolicyContext,
            *, namespace: str, compute: Compute) -> tuple[np.ndarray, np.ndarray]:
     """(value [B], slot [B]) for fitting `rows`, from the memo where the node is unchanged."""
     workload = workload_of(pod, ctx)
     memos = ctx.memo.setdefault(namespace, {})
     key = shape_key(pod)
-    entry = memos.get(key)
+    entry = memos.pop(key, None)  # re-inserted below: most recently used last
     if (entry is None or entry.workload is not workload or entry.structure != state.structure_version
             or len(entry.version) != state.rows):
-        if len(memos) >= MEMO_LIMIT:
-            memos.pop(next(iter(memos)))
+        while len(memos) >= memo_limit(state.rows):
+            memos.pop(next(iter(memos)))  # the least recently used shape
         entry = _Entry(workload, state.structure_version, np.full(state.rows, -1, np.int64),
                        np.zeros(state.rows), np.full(state.rows, -1, np.int64))
-        memos[key] = entry
+    memos[key] = entry
     stale = entry.version[rows] != state.version[rows]
     if stale.any():
         idx = np.flatnonzero(stale)
