@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from scheduler.core.quoting import quoted
+
 INT64_MAX = 2**63 - 1
 """The largest quantity the API server represents ("no quantity may represent a number greater than 2^63-1")."""
 MAX_TEXT_LENGTH = 64
@@ -48,23 +50,23 @@ def parse_quantity(text: object) -> Fraction:
             raise QuantityError(f"not a quantity: {text!r}")
         return _bounded(Fraction(str(text)), text)
     if not isinstance(text, str):
-        raise QuantityError(f"not a quantity: {_shown(text)}")
+        raise QuantityError(f"not a quantity: {quoted(text)}")
     stripped = text.strip()
     if len(stripped) > MAX_TEXT_LENGTH:
-        raise QuantityError(f"{_shown(text)} is longer than a quantity can be ({MAX_TEXT_LENGTH} characters)")
+        raise QuantityError(f"{quoted(text)} is longer than a quantity can be ({MAX_TEXT_LENGTH} characters)")
     match = _PATTERN.fullmatch(stripped)
     if not match:
-        raise QuantityError(f"not a quantity: {_shown(text)}")
+        raise QuantityError(f"not a quantity: {quoted(text)}")
     sign, number, exponent, suffix = match.groups()
     whole, _, fraction = number.partition(".")
     significant = (whole + fraction).strip("0")
     if len(significant) > MAX_SIGNIFICANT_DIGITS:
-        raise QuantityError(f"{_shown(text)} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
+        raise QuantityError(f"{quoted(text)} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
     value = Fraction(int(whole or "0")) + (Fraction(int(fraction), 10 ** len(fraction)) if fraction else 0)
     if exponent is not None:
         power = int(exponent)
         if abs(power) > MAX_EXPONENT:
-            raise QuantityError(f"{_shown(text)}: exponent {power} is out of range (at most ±{MAX_EXPONENT})")
+            raise QuantityError(f"{quoted(text)}: exponent {power} is out of range (at most ±{MAX_EXPONENT})")
         value *= Fraction(10) ** power
     elif suffix in _BINARY:
         value *= _BINARY[suffix]
@@ -78,7 +80,7 @@ def to_milli(text: object) -> int:
     value = parse_quantity(text) * 1000
     milli = -((-value.numerator) // value.denominator)
     if abs(milli) > INT64_MAX:
-        raise QuantityError(f"{_shown(text)} is more than 2^63-1 millicores")
+        raise QuantityError(f"{quoted(text)} is more than 2^63-1 millicores")
     return milli
 
 
@@ -92,19 +94,12 @@ def to_integer(text: object) -> int:
     """An integer quantity (extended resources). Raises on fractions such as "0.5" or "500m"."""
     value = parse_quantity(text)
     if value.denominator != 1:
-        raise QuantityError(f"{_shown(text)} is not a whole number")
+        raise QuantityError(f"{quoted(text)} is not a whole number")
     return int(value)
 
 
 def _bounded(value: Fraction, text: object) -> Fraction:
     if abs(value) > INT64_MAX:
-        raise QuantityError(f"{_shown(text)} is larger than any quantity (at most 2^63-1)")
+        raise QuantityError(f"{quoted(text)} is larger than any quantity (at most 2^63-1)")
     return value
 
-
-def _shown(text: object) -> str:
-    """The offending text for a one-line message: its repr, cut short when long."""
-    if isinstance(text, int) and text.bit_length() > 128:  # str() of a huge int is itself slow, or refused
-        return f"a {text.bit_length()}-bit number"
-    shown = repr(text)
-    return shown if len(shown) <= 40 else f"{shown[:32]}... ({len(str(text))} characters)"
