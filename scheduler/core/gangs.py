@@ -29,7 +29,7 @@ import numpy as np
 
 from scheduler.core.allocation import Allocation
 from scheduler.core.gang_planning import Topology, member_order
-from scheduler.core.request import DEFAULT_GANG_TIMEOUT_S, PodRequest
+from scheduler.core.request import DEFAULT_GANG_TIMEOUT_S, MAX_GANG_TIMEOUT_S, PodRequest
 
 _INTERNED = 64
 
@@ -79,8 +79,8 @@ class GangSettings:
     """Ended reservations kept for /state."""
 
     def __post_init__(self) -> None:
-        if self.default_timeout_s < 1:
-            raise ValueError("gangs.defaultTimeoutSeconds must be a positive integer")
+        if not 1 <= self.default_timeout_s <= MAX_GANG_TIMEOUT_S:
+            raise ValueError(f"gangs.defaultTimeoutSeconds must be a positive integer, at most {MAX_GANG_TIMEOUT_S}")
 
 
 @dataclass
@@ -324,6 +324,15 @@ class GangBook:
         for uid in members:
             self._member_of[uid] = gang.key
         return gang.reservation
+
+    def discard(self, gang: Gang, reservation: Reservation) -> None:
+        """Undo `open` of a reservation that could not be held (no outcome, no history)."""
+        if gang.reservation is not reservation:
+            return
+        gang.reservation = None
+        for uid in reservation.members:
+            if uid not in gang.pending and uid not in gang.bound:
+                self._member_of.pop(uid, None)
 
     def take(self, uid: str) -> Allocation | None:
         """A reserved member is being bound: its prospective allocation leaves the reservation."""
