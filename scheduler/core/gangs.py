@@ -15,7 +15,9 @@ A gang is in one of four phases, computed from its data (never stored):
                for eviction, and nothing is planned for the gang until they are gone
 
 Rules kept here: a reservation covers every member the gang still needs, or does not exist;
-members leave a reservation only by being bound (or by the whole reservation ending).
+members leave a reservation only by being bound (or by the whole reservation ending). Members
+must agree on `gpusched.io/gang-size` (`size_conflict`): the size a gang was reserved or placed
+with counts as a member's word, so a late member cannot silently grow a placed gang.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ class GangBook:
             gang.pending[pod.uid] = pod
             self._member_of[pod.uid] = key
             size = gang.declared_size
-            if size is not None:
-                self._sizes[key] = max(size, self._sizes.get(key, 0))
+            if size is not None and not self.size_conflict(gang):
+                self._sizes[key] = size
         if candidates is not None and pod.uid not in gang.bound:
             self._candidates[pod.uid] = self._intern(candidates)
         return gang
@@ -270,6 +272,19 @@ class GangBook:
         if gang.from_pod_group:
             return None
         return gang.declared_size or self._sizes.get(gang.key)
+
+    def size_conflict(self, gang: Gang) -> tuple[int, ...]:
+        """The sizes a gang's members declare, sorted, when they disagree; () when they agree.
+
+        Pending members' `gpusched.io/gang-size`, plus the size the gang was reserved or placed
+        with while it has a reservation or bound members. PodGroup gangs take minMember instead.
+        """
+        declared = {p.gang.size for p in gang.pending.values() if p.gang and p.gang.size}
+        if gang.reservation is not None or gang.bound:
+            placed = gang.reservation.size if gang.reservation is not None else self._sizes.get(gang.key)
+            if placed and not gang.from_pod_group and gang.key not in self._pod_groups:
+                declared.add(placed)
+        return tuple(sorted(declared)) if len(declared) > 1 else ()
 
     def needed(self, gang: Gang) -> int | None:
         size = self.size(gang)

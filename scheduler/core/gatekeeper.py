@@ -28,6 +28,7 @@ import numpy as np
 
 from scheduler.core import gate_records, reclaim, reservations
 from scheduler.core.allocation import Allocation
+from scheduler.core.contract import GANG_SIZE_ANNOTATION
 from scheduler.core.gangs import Ended, Gang, GangBook, GangKey, GangSettings, Outcome, Phase
 from scheduler.core.policies import POLICIES, Policy, PolicyContext
 from scheduler.core.quotas import QuotaBook, QuotaConfig, QuotaUnit, Team
@@ -132,7 +133,11 @@ class Gatekeeper:
         rows, _ = self.state.rows_of(names)
         gang = self.gangs.observe(pod, rows[rows >= 0])
         self.journal.pod(pod)
-        if self.gangs.reserved_for(pod.uid) is None and self.gangs.phase(gang) is Phase.WAITING:
+        conflict = self._size_conflict(gang)
+        if conflict and gang.reservation is not None and not gang.bound:
+            reservations.close(self, gang, Outcome.INVALIDATED, conflict)  # nothing placed yet: place nothing
+        if (not conflict and self.gangs.reserved_for(pod.uid) is None
+                and self.gangs.phase(gang) is Phase.WAITING):
             reservations.reserve(self, gang)
         held = self.gangs.reserved_for(pod.uid)
         if held is not None:
@@ -141,6 +146,8 @@ class Gatekeeper:
                 return [held.node], {n: other for n in names if n != held.node}
             return [], dict.fromkeys(names, f"gang {gang.key}: this member's GPUs are reserved on {held.node}, "
                                             "which kube-scheduler's own filters did not pass")
+        if conflict:
+            return [], dict.fromkeys(names, conflict)
         if self.gangs.phase(gang) is Phase.COMPLETE:
             return None
         return [], dict.fromkeys(names, self._gang_reason(gang))
@@ -307,7 +314,17 @@ class Gatekeeper:
         return gate_records.restore(self, records)
 
     # ---------------------------------------------------------------- internals
+    def _size_conflict(self, gang: Gang) -> str:
+        sizes = self.gangs.size_conflict(gang)
+        if not sizes:
+            return ""
+        return (f"gang {gang.key}: members disagree on {GANG_SIZE_ANNOTATION} ({', '.join(map(str, sizes))}); "
+                "give every member the same size")
+
     def _gang_reason(self, gang: Gang) -> str:
+        conflict = self._size_conflict(gang)
+        if conflict:
+            return conflict
         phase = self.gangs.phase(gang)
         if phase is Phase.BROKEN:
             return (f"gang {gang.key}: {gang.broken}; its {len(gang.bound)} bound members must leave "

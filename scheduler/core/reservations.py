@@ -41,7 +41,7 @@ def reserve(gates: Gatekeeper, gang: Gang) -> None:
     """
     needed = gates.gangs.needed(gang)
     members = gates.gangs.to_plan(gang)
-    if not needed or len(members) < needed:
+    if not needed or len(members) < needed or gates.gangs.size_conflict(gang):
         return
     state = gates.state
     candidates = gates.gangs.candidates(m.uid for m in members)
