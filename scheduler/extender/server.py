@@ -15,6 +15,7 @@ from scheduler.configfile import GatesConfig
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.extender.app import create_app
 from scheduler.extender.service import ExtenderService, MemoryBinder
+from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
 from scheduler.extender.statefile import StateJournal
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,12 @@ class RunningServer:
 
 
 async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
-                extra_routes: Sequence = ()) -> RunningServer:
+                extra_routes: Sequence = (), limits: HttpLimits = DEFAULT_LIMITS) -> RunningServer:
     """Listen on host:port (0 picks a free port) and return the base URL."""
-    app = create_app(service, prefix=prefix)
+    app = create_app(service, prefix=prefix, limits=limits)
     for add in extra_routes:
         add(app)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **limits.runner_options())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -87,8 +88,9 @@ async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int 
     return RunningServer(runner, f"http://{host}:{bound}{prefix_path}")
 
 
-async def serve_forever(service: ExtenderService, *, host: str, port: int, prefix: str = "") -> None:
-    server = await start(service, host=host, port=port, prefix=prefix)
+async def serve_forever(service: ExtenderService, *, host: str, port: int, prefix: str = "",
+                        limits: HttpLimits = DEFAULT_LIMITS) -> None:
+    server = await start(service, host=host, port=port, prefix=prefix, limits=limits)
     log.info("gpusched extender listening on %s (policy %s)", server.url, service.engine.settings.policy)
     try:
         await asyncio.Event().wait()
