@@ -167,8 +167,10 @@ class GangBook:
         else:
             self._pod_groups[key] = min_member
 
-    def observe(self, pod: PodRequest, candidates: np.ndarray | None = None) -> Gang:
-        """Remember a pending member (and the nodes it may use). A re-created pod replaces its namesake."""
+    def observe(self, pod: PodRequest, candidates: np.ndarray | None = None, *,
+                replaced: list[str] | None = None) -> Gang:
+        """Remember a pending member (and the nodes it may use). A re-created pod replaces its
+        namesake; the namesake's UID is appended to `replaced` (for the journal to forget it too)."""
         key = GangKey.of(pod)
         assert key is not None
         gang = self._gangs.setdefault(key, Gang(key))
@@ -176,6 +178,8 @@ class GangBook:
             for uid, other in list(gang.pending.items()):
                 if other.name == pod.name and uid != pod.uid and not self.reserved_for(uid):
                     self.forget(uid)  # re-created under the same name: the old UID is gone
+                    if replaced is not None:
+                        replaced.append(uid)
             gang.pending[pod.uid] = pod
             self._member_of[pod.uid] = key
             size = gang.declared_size

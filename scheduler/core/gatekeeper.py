@@ -128,10 +128,15 @@ class Gatekeeper:
         """(passed, unresolvable) for a gang member; None for anyone the ordinary filter handles."""
         if pod.gang is None or (pod.policy is not None and pod.policy not in POLICIES):
             return None
+        if pod.uid in self.books.allocations:
+            return None  # bound already (kube-scheduler does not ask again): no longer a pending member
         self.expire()
         reservations.adopt_namesake(self, pod)
         rows, _ = self.state.rows_of(names)
-        gang = self.gangs.observe(pod, rows[rows >= 0])
+        replaced: list[str] = []
+        gang = self.gangs.observe(pod, rows[rows >= 0], replaced=replaced)
+        for uid in replaced:
+            self.journal.forget(uid)
         self.journal.pod(pod)
         conflict = self._size_conflict(gang)
         if conflict and gang.reservation is not None and not gang.bound:
