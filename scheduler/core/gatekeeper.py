@@ -126,6 +126,7 @@ class Gatekeeper:
     # ------------------------------------------------------------------- filter
     def filter(self, pod: PodRequest, names: Sequence[str]) -> tuple[list[str], dict[str, str]] | None:
         """(passed, unresolvable) for a gang member; None for anyone the ordinary filter handles."""
+        self._left_gang(pod)
         if pod.gang is None or (pod.policy is not None and pod.policy not in POLICIES):
             return None
         if pod.uid in self.books.allocations:
@@ -157,6 +158,12 @@ class Gatekeeper:
             return None
         return [], dict.fromkeys(names, self._gang_reason(gang))
 
+    def _left_gang(self, pod: PodRequest) -> None:
+        """A pending member filtered without its gang's label (labels are mutable) left that gang."""
+        gang = self.gangs.gang_of(pod.uid)
+        if gang is not None and gang.key != GangKey.of(pod) and pod.uid not in gang.bound:
+            self.on_forgotten(pod.uid)
+
     def refine(self, pod: PodRequest, passed: list[str], unresolvable: dict[str, str]) -> list[str]:
         """With `a100-equivalent` quotas, drop passed nodes whose GPUs would take the team over its max."""
         if not (self.quotas.enabled and pod.wants_gpu and passed) or self.quotas.config.unit is QuotaUnit.GPU:
@@ -183,8 +190,9 @@ class Gatekeeper:
             self.journal.forget(pod.uid)
 
     def may_reclaim(self, pod: PodRequest) -> bool:
-        """A single pod asking for GPUs, of a team that stays within its guarantee with it (reclaim rule 1)."""
-        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu
+        """A single pod asking for GPUs, of a team that stays within its guarantee with it (reclaim rule 1),
+        not bound already (a bound pod filtered again waits for nothing)."""
+        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu and pod.uid not in self.books.allocations
                 and self.quotas.within_guarantee(self.quotas.team_of(pod), self.ask(pod)))
 
     def wait_for_reclaim(self, pod: PodRequest) -> None:
