@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import socket
 
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="answer filter with the one best node, so kube-scheduler skips prioritize "
                              "(faster; other score plugins get no say)")
     parser.add_argument("--config", metavar="FILE", help="teams, quota unit, model weights, gang settings (YAML)")
+    parser.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                        help="a request body must arrive within this, else 408 and the connection closes (default 5)")
+    parser.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                        help="close a connection idle, or stuck in its headers, this long (default 75)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     live = parser.add_argument_group("live cluster (--kubeconfig / --in-cluster)")
     live.add_argument("--scheduler-name", default="gpu-scheduler", help="pods' spec.schedulerName (default gpu-scheduler)")
@@ -52,6 +57,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
     return EngineSettings(policy=args.policy)
+
+
+def limits_from(args: argparse.Namespace):
+    """The listeners' deadlines for slow clients (`slow_clients.HttpLimits`, imported only to serve)."""
+    from scheduler.extender.slow_clients import HttpLimits
+
+    given = {"body_timeout_s": (args.body_timeout, "--body-timeout"),
+             "idle_timeout_s": (args.idle_timeout, "--idle-timeout")}
+    for value, flag in given.values():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag} must be a positive number of seconds, got {value:g}")
+    return HttpLimits(**{name: value for name, (value, _) in given.items() if value is not None})
 
 
 def gates_from(args: argparse.Namespace, sections) -> GatesConfig:
@@ -75,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     for flag, port in (("--port", args.port), ("--webhook-port", args.webhook_port)):
         if port is not None and not 0 <= port <= 65535:
             raise UsageError(f"{flag} {port} is not a TCP port")
+    limits = limits_from(args)
     if live:
-        return _run_live(args)
+        return _run_live(args, limits)
     from scheduler.extender.server import cluster_service, listen, serve_forever
     from scheduler.extender.statefile import StateFileError, StateJournal
 
@@ -104,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         _close(sockets, journal)
         raise UsageError(f"{args.state_file}: {e.strerror or e}") from None
     try:
-        asyncio.run(serve_forever(service, host=args.host, port=args.port, prefix=args.prefix, sockets=sockets))
+        asyncio.run(serve_forever(service, host=args.host, port=args.port, prefix=args.prefix, sockets=sockets,
+                                  limits=limits))
     finally:
         _close(sockets, journal)
     return 0
@@ -117,7 +136,7 @@ def _close(sockets, journal) -> None:
         journal.close()
 
 
-def _run_live(args: argparse.Namespace) -> int:
+def _run_live(args: argparse.Namespace, limits) -> int:
     from datetime import timedelta
 
     from scheduler.extender.tls import TlsError, server_context
@@ -160,7 +179,7 @@ def _run_live(args: argparse.Namespace) -> int:
         webhook_host=args.webhook_host, webhook_port=args.webhook_port, tls_cert=args.tls_cert or "",
         tls_key=args.tls_key or "", share_runtime_class=args.share_runtime_class,
         staleness=timedelta(seconds=args.agent_staleness), lease=lease, identity=identity,
-        decide_in_filter=args.decide_in_filter)
+        decide_in_filter=args.decide_in_filter, http=limits)
     try:
         gates = load_config(args.config) if args.config else GatesConfig()
     except ConfigError as e:

@@ -15,7 +15,9 @@ A gang is in one of four phases, computed from its data (never stored):
                for eviction, and nothing is planned for the gang until they are gone
 
 Rules kept here: a reservation covers every member the gang still needs, or does not exist;
-members leave a reservation only by being bound (or by the whole reservation ending).
+members leave a reservation only by being bound (or by the whole reservation ending). Members
+must agree on `gpusched.io/gang-size` (`size_conflict`): the size a gang was reserved or placed
+with counts as a member's word, so a late member cannot silently grow a placed gang.
 
 Nothing is kept for ever: reservations wait in a deadline queue (`due` costs nothing while none
 is due, however many gangs wait), and a pending member that nobody has filtered for
@@ -37,7 +39,7 @@ import numpy as np
 from scheduler.core.allocation import Allocation
 from scheduler.core.deadlines import Deadlines
 from scheduler.core.gang_planning import Topology, member_order
-from scheduler.core.request import DEFAULT_GANG_TIMEOUT_S, PodRequest
+from scheduler.core.request import DEFAULT_GANG_TIMEOUT_S, MAX_GANG_TIMEOUT_S, PodRequest
 
 _INTERNED = 64
 
@@ -90,8 +92,8 @@ class GangSettings:
     than this (above kube-scheduler's 5-minute retry of unschedulable pods)."""
 
     def __post_init__(self) -> None:
-        if self.default_timeout_s < 1:
-            raise ValueError("gangs.defaultTimeoutSeconds must be a positive integer")
+        if not 1 <= self.default_timeout_s <= MAX_GANG_TIMEOUT_S:
+            raise ValueError(f"gangs.defaultTimeoutSeconds must be a positive integer, at most {MAX_GANG_TIMEOUT_S}")
 
     def forget_idle_members_after(self, timeout_s: int) -> float:
         """Seconds a pending member of a gang with this timeout may go unfiltered before it is forgotten."""
@@ -184,9 +186,11 @@ class GangBook:
         else:
             self._pod_groups[key] = min_member
 
-    def observe(self, pod: PodRequest, candidates: np.ndarray | None = None, *, at: float | None = None) -> Gang:
+    def observe(self, pod: PodRequest, candidates: np.ndarray | None = None, *, at: float | None = None,
+                replaced: list[str] | None = None) -> Gang:
         """Remember a pending member (and the nodes it may use), seen at time `at` (None: not timed,
-        so never forgotten for idling). A re-created pod replaces its namesake."""
+        so never forgotten for idling). A re-created pod replaces its namesake; the namesake's UID
+        is appended to `replaced` (for the journal to forget it too)."""
         key = GangKey.of(pod)
         assert key is not None and pod.gang is not None
         gang = self._gangs.setdefault(key, Gang(key))
@@ -197,11 +201,13 @@ class GangBook:
             for uid, other in list(gang.pending.items()):
                 if other.name == pod.name and uid != pod.uid and not self.reserved_for(uid):
                     self.forget(uid)  # re-created under the same name: the old UID is gone
+                    if replaced is not None:
+                        replaced.append(uid)
             gang.pending[pod.uid] = pod
             self._member_of[pod.uid] = key
             size = gang.declared_size
-            if size is not None:
-                self._sizes[key] = max(size, self._sizes.get(key, 0))
+            if size is not None and not self.size_conflict(gang):
+                self._sizes[key] = size
         if candidates is not None and pod.uid not in gang.bound:
             self._candidates[pod.uid] = self._intern(candidates)
         return gang
@@ -297,6 +303,19 @@ class GangBook:
             return None
         return gang.declared_size or self._sizes.get(gang.key)
 
+    def size_conflict(self, gang: Gang) -> tuple[int, ...]:
+        """The sizes a gang's members declare, sorted, when they disagree; () when they agree.
+
+        Pending members' `gpusched.io/gang-size`, plus the size the gang was reserved or placed
+        with while it has a reservation or bound members. PodGroup gangs take minMember instead.
+        """
+        declared = {p.gang.size for p in gang.pending.values() if p.gang and p.gang.size}
+        if gang.reservation is not None or gang.bound:
+            placed = gang.reservation.size if gang.reservation is not None else self._sizes.get(gang.key)
+            if placed and not gang.from_pod_group and gang.key not in self._pod_groups:
+                declared.add(placed)
+        return tuple(sorted(declared)) if len(declared) > 1 else ()
+
     def needed(self, gang: Gang) -> int | None:
         size = self.size(gang)
         return None if size is None else max(0, size - len(gang.bound))
@@ -351,6 +370,15 @@ class GangBook:
         for uid in members:
             self._member_of[uid] = gang.key
         return gang.reservation
+
+    def discard(self, gang: Gang, reservation: Reservation) -> None:
+        """Undo `open` of a reservation that could not be held (no outcome, no history)."""
+        if gang.reservation is not reservation:
+            return
+        gang.reservation = None
+        for uid in reservation.members:
+            if uid not in gang.pending and uid not in gang.bound:
+                self._member_of.pop(uid, None)
 
     def take(self, uid: str) -> Allocation | None:
         """A reserved member is being bound: its prospective allocation leaves the reservation."""

@@ -29,13 +29,15 @@ class Journal:
     """Collects records as the gatekeeper changes; an adapter drains and stores them.
 
     Off until an adapter turns it on (`enabled = True`), so an engine nobody journals keeps
-    nothing. It remembers which pods it has recorded, so a pod is written once, not per filter.
+    nothing. It remembers which pods it has recorded, so a pod is written once, not per filter,
+    and again only when its request changed (annotations such as the gang size are mutable).
     """
 
     def __init__(self) -> None:
         self.enabled = False
         self._records: list[dict[str, Any]] = []
-        self._written: set[str] = set()
+        self._written: dict[str, tuple[PodRequest, bool]] = {}
+        """UID -> the request last written, and whether it waits for reclaim."""
 
     def drain(self) -> list[dict[str, Any]]:
         out, self._records = self._records, []
@@ -46,13 +48,18 @@ class Journal:
             self._records.append(record)
 
     def pod(self, pod: PodRequest, *, reclaim: bool = False) -> None:
-        if self.enabled and pod.uid not in self._written:
-            self._written.add(pod.uid)
-            self._add({"kind": "pod", "pod": pod_to_record(pod), "reclaim": reclaim})
+        if not self.enabled:
+            return
+        written = self._written.get(pod.uid)
+        if written is not None:
+            if written[0] == pod:
+                return
+            reclaim = reclaim or written[1]
+        self._written[pod.uid] = (pod, reclaim)
+        self._add({"kind": "pod", "pod": pod_to_record(pod), "reclaim": reclaim})
 
     def forget(self, uid: str) -> None:
-        if uid in self._written:
-            self._written.discard(uid)
+        if self._written.pop(uid, None) is not None:
             self._add({"kind": "forget", "uid": uid})
 
     def bound(self, uid: str) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from scheduler.core import gate_records, reclaim, reservations
 from scheduler.core.allocation import Allocation
+from scheduler.core.contract import GANG_SIZE_ANNOTATION
 from scheduler.core.gangs import Ended, Gang, GangBook, GangKey, GangSettings, Outcome, Phase
 from scheduler.core.policies import POLICIES, Policy, PolicyContext
 from scheduler.core.quotas import QuotaBook, QuotaConfig, QuotaUnit, Team
@@ -128,14 +129,24 @@ class Gatekeeper:
     # ------------------------------------------------------------------- filter
     def filter(self, pod: PodRequest, names: Sequence[str]) -> tuple[list[str], dict[str, str]] | None:
         """(passed, unresolvable) for a gang member; None for anyone the ordinary filter handles."""
+        self._left_gang(pod)
         if pod.gang is None or (pod.policy is not None and pod.policy not in POLICIES):
             return None
+        if pod.uid in self.books.allocations:
+            return None  # bound already (kube-scheduler does not ask again): no longer a pending member
         self.expire()
         reservations.adopt_namesake(self, pod)
         rows, _ = self.state.rows_of(names)
-        gang = self.gangs.observe(pod, rows[rows >= 0], at=self.current_time())
+        replaced: list[str] = []
+        gang = self.gangs.observe(pod, rows[rows >= 0], at=self.current_time(), replaced=replaced)
+        for uid in replaced:
+            self.journal.forget(uid)
         self.journal.pod(pod)
-        if self.gangs.reserved_for(pod.uid) is None and self.gangs.phase(gang) is Phase.WAITING:
+        conflict = self._size_conflict(gang)
+        if conflict and gang.reservation is not None and not gang.bound:
+            reservations.close(self, gang, Outcome.INVALIDATED, conflict)  # nothing placed yet: place nothing
+        if (not conflict and self.gangs.reserved_for(pod.uid) is None
+                and self.gangs.phase(gang) is Phase.WAITING):
             reservations.reserve(self, gang)
         held = self.gangs.reserved_for(pod.uid)
         if held is not None:
@@ -144,9 +155,17 @@ class Gatekeeper:
                 return [held.node], {n: other for n in names if n != held.node}
             return [], dict.fromkeys(names, f"gang {gang.key}: this member's GPUs are reserved on {held.node}, "
                                             "which kube-scheduler's own filters did not pass")
+        if conflict:
+            return [], dict.fromkeys(names, conflict)
         if self.gangs.phase(gang) is Phase.COMPLETE:
             return None
         return [], dict.fromkeys(names, self._gang_reason(gang))
+
+    def _left_gang(self, pod: PodRequest) -> None:
+        """A pending member filtered without its gang's label (labels are mutable) left that gang."""
+        gang = self.gangs.gang_of(pod.uid)
+        if gang is not None and gang.key != GangKey.of(pod) and pod.uid not in gang.bound:
+            self.on_forgotten(pod.uid)
 
     def refine(self, pod: PodRequest, passed: list[str], unresolvable: dict[str, str]) -> list[str]:
         """With `a100-equivalent` quotas, drop passed nodes whose GPUs would take the team over its max."""
@@ -174,8 +193,9 @@ class Gatekeeper:
             self.journal.forget(pod.uid)
 
     def may_reclaim(self, pod: PodRequest) -> bool:
-        """A single pod asking for GPUs, of a team that stays within its guarantee with it (reclaim rule 1)."""
-        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu
+        """A single pod asking for GPUs, of a team that stays within its guarantee with it (reclaim rule 1),
+        not bound already (a bound pod filtered again waits for nothing)."""
+        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu and pod.uid not in self.books.allocations
                 and self.quotas.within_guarantee(self.quotas.team_of(pod), self.ask(pod)))
 
     def wait_for_reclaim(self, pod: PodRequest) -> None:
@@ -315,7 +335,17 @@ class Gatekeeper:
         return gate_records.restore(self, records)
 
     # ---------------------------------------------------------------- internals
+    def _size_conflict(self, gang: Gang) -> str:
+        sizes = self.gangs.size_conflict(gang)
+        if not sizes:
+            return ""
+        return (f"gang {gang.key}: members disagree on {GANG_SIZE_ANNOTATION} ({', '.join(map(str, sizes))}); "
+                "give every member the same size")
+
     def _gang_reason(self, gang: Gang) -> str:
+        conflict = self._size_conflict(gang)
+        if conflict:
+            return conflict
         phase = self.gangs.phase(gang)
         if phase is Phase.BROKEN:
             return (f"gang {gang.key}: {gang.broken}; its {len(gang.bound)} bound members must leave "

@@ -3,6 +3,11 @@
 `parse_pod` is the only place that reads a pod's resources and gpusched annotations. Every
 invalid request raises `InvalidRequest` with one line a user can act on; the message goes
 into the pod's `FailedScheduling` event verbatim.
+
+Whoever can create a pod (or reach the extender) writes this input, so every value is checked
+against a bound before anything uses it, and nothing that passes can overflow the books: every
+quantity is at most 2^63-1 (`quantity`), none is negative, totals stay within int64, gang
+numbers and priorities have ranges, and user text is quoted short in reasons (`quoting`).
 """
 
 from __future__ import annotations
@@ -15,14 +20,29 @@ from types import MappingProxyType
 from typing import Any
 
 from scheduler.core import contract as c
-from scheduler.core.quantity import QuantityError, to_integer, to_mib, to_milli
+from scheduler.core.quantity import INT64_MAX, QuantityError, parse_quantity, to_integer, to_mib, to_milli
+from scheduler.core.quoting import quoted
 from scheduler.core.selector import ModelSelector, SelectorError
 
 MAX_GPU_MEMORY_MIB = 1 << 20
 """1 TiB: larger than any GPU; a bigger ask is a typo, not a request."""
 MAX_WHOLE_GPUS = 1024
 DEFAULT_GANG_TIMEOUT_S = 300
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+MAX_GANG_TIMEOUT_S = 86_400
+"""A day: a reservation holds whole nodes' GPUs idle until its members bind (normally seconds)."""
+MAX_GANG_SIZE = 10_000
+"""Members of one gang: more pods than the largest training jobs run, and planning grows with it."""
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+"""`spec.priority` is an int32 in the API."""
+MAX_NAME_LENGTH = 253
+"""metadata.name, namespace, uid: the API's longest name (a DNS subdomain); they are repeated in reasons."""
+MAX_TOTAL = INT64_MAX
+"""Any resource's total over a pod's containers, in the unit the books keep (millicores, MiB, ...)."""
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", re.ASCII)
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", re.ASCII)
+_POLICY_NAME = re.compile(r"[a-z0-9][-a-z0-9]{0,62}", re.ASCII)
+_RESOURCE_NAME = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_./]{0,62}", re.ASCII)
+_DIGITS = re.compile(r"\+?([0-9]+)", re.ASCII)
 
 
 class InvalidRequest(ValueError):
@@ -112,10 +132,18 @@ def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
         raise InvalidRequest("pod has no metadata.name")
     namespace = meta.get("namespace") or "default"
     uid = meta.get("uid") or ""
+    created = meta.get("creationTimestamp") or ""
     if not isinstance(namespace, str) or not isinstance(uid, str):
         raise InvalidRequest("metadata.namespace and metadata.uid must be strings")
+    for what, text in (("name", name), ("namespace", namespace), ("uid", uid), ("creationTimestamp", created)):
+        if isinstance(text, str) and len(text) > MAX_NAME_LENGTH:
+            raise InvalidRequest(f"metadata.{what} {quoted(text)} is longer than {MAX_NAME_LENGTH} characters")
 
     totals = _effective_requests(spec)
+    for resource, total in totals.items():
+        if total > MAX_TOTAL:
+            raise InvalidRequest(f"{resource}: {total} ({_UNITS.get(resource, 'units')}) in total is more than "
+                                 "any node has (at most 2^63-1)")
     gpus = totals.get(c.GPU_RESOURCE, 0)
     milli = totals.get(c.MILLI_RESOURCE, 0)
     gpu_memory = totals.get(c.GPU_MEMORY_RESOURCE, 0)
@@ -150,23 +178,28 @@ def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
         try:
             sharing = SharingNeed(text)
         except ValueError:
-            raise InvalidRequest(
-                f"{c.SHARING_ANNOTATION}: unknown sharing mode {text!r} (expected mps, time-slicing or any)") from None
+            raise InvalidRequest(f"{c.SHARING_ANNOTATION}: unknown sharing mode {quoted(text)} "
+                                 "(expected mps, time-slicing or any)") from None
         if sharing is not SharingNeed.ANY and not milli:
             raise InvalidRequest(f"{c.SHARING_ANNOTATION}: {text} applies to a share ({c.MILLI_RESOURCE}), "
                                  "not to whole GPUs")
 
     policy = annotations.get(c.POLICY_ANNOTATION, "").strip() or None
+    if policy is not None and not _POLICY_NAME.fullmatch(policy):
+        raise InvalidRequest(f"{c.POLICY_ANNOTATION}: {quoted(policy)} is not a policy name")
     priority = spec.get("priority") or 0
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise InvalidRequest("spec.priority must be an integer")
-    created = meta.get("creationTimestamp") or ""
+    if not isinstance(priority, int) or isinstance(priority, bool) or not (
+            PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]):
+        raise InvalidRequest(f"spec.priority must be an integer (int32), got {quoted(priority)}")
+    team = labels.get(c.TEAM_LABEL) or None
+    if team is not None and not _LABEL_VALUE.fullmatch(team):
+        raise InvalidRequest(f"label {c.TEAM_LABEL}: {quoted(team)} is not a valid label value")
     return PodRequest(
         uid=uid, namespace=namespace, name=name,
         cpu_milli=totals.get("cpu", 0), memory_mib=totals.get("memory", 0),
         gpus=gpus, gpu_milli=milli, gpu_memory_mib=gpu_memory,
         models=models, sharing=sharing, policy=policy,
-        gang=_gang(labels, annotations, namespace), team_label=labels.get(c.TEAM_LABEL) or None,
+        gang=_gang(labels, annotations, namespace), team_label=team,
         priority=priority, created=created if isinstance(created, str) else "",
         labels=MappingProxyType({k: labels[k] for k in c.POD_LABELS if k in labels}),
     )
@@ -175,35 +208,40 @@ def parse_pod(pod: Mapping[str, Any]) -> PodRequest:
 def _gang(labels: Mapping[str, str], annotations: Mapping[str, str], namespace: str) -> GangSpec | None:
     timeout = None
     if c.GANG_TIMEOUT_ANNOTATION in annotations:
-        timeout = _positive_int(annotations[c.GANG_TIMEOUT_ANNOTATION], c.GANG_TIMEOUT_ANNOTATION)
+        timeout = _bounded_int(annotations[c.GANG_TIMEOUT_ANNOTATION], c.GANG_TIMEOUT_ANNOTATION,
+                               MAX_GANG_TIMEOUT_S)
     if c.GANG_LABEL in labels:
         name = labels[c.GANG_LABEL]
-        if not _NAME.match(name):
-            raise InvalidRequest(f"label {c.GANG_LABEL}: {name!r} is not a valid name")
+        if not _NAME.fullmatch(name):
+            raise InvalidRequest(f"label {c.GANG_LABEL}: {quoted(name)} is not a valid name")
         if c.GANG_SIZE_ANNOTATION not in annotations:
             raise InvalidRequest(f"gang {namespace}/{name}: annotation {c.GANG_SIZE_ANNOTATION} is missing")
-        size = _positive_int(annotations[c.GANG_SIZE_ANNOTATION], c.GANG_SIZE_ANNOTATION)
+        size = _bounded_int(annotations[c.GANG_SIZE_ANNOTATION], c.GANG_SIZE_ANNOTATION, MAX_GANG_SIZE)
         return GangSpec(name=name, size=size, timeout_s=timeout)
     if c.POD_GROUP_LABEL in labels:
         name = labels[c.POD_GROUP_LABEL]
-        if not _NAME.match(name):
-            raise InvalidRequest(f"label {c.POD_GROUP_LABEL}: {name!r} is not a valid name")
+        if not _NAME.fullmatch(name):
+            raise InvalidRequest(f"label {c.POD_GROUP_LABEL}: {quoted(name)} is not a valid name")
         return GangSpec(name=name, size=None, timeout_s=timeout, from_pod_group=True)
     return None
 
 
-def _positive_int(text: str, what: str) -> int:
-    try:
-        value = int(text.strip())
-    except (ValueError, AttributeError):
-        raise InvalidRequest(f"{what} must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise InvalidRequest(f"{what} must be a positive integer, got {text!r}")
-    return value
+def _bounded_int(text: str, what: str, high: int) -> int:
+    """1..high from ASCII digits; the length is checked before int() (which takes any Unicode digit,
+    and refuses more than 4,300 digits with a ValueError)."""
+    match = _DIGITS.fullmatch(text.strip())
+    digits = match.group(1).lstrip("0") if match else ""
+    if not digits:
+        raise InvalidRequest(f"{what} must be a positive integer, got {quoted(text)}")
+    if len(digits) > len(str(high)) or int(digits) > high:
+        raise InvalidRequest(f"{what} must be at most {high}, got {quoted(text)}")
+    return int(digits)
 
 
 _CONVERTERS = {"cpu": to_milli, "memory": to_mib, c.GPU_RESOURCE: to_integer, c.MILLI_RESOURCE: to_integer,
                c.GPU_MEMORY_RESOURCE: to_integer}
+_UNITS = {"cpu": "millicores", "memory": "MiB", c.GPU_RESOURCE: "GPUs", c.MILLI_RESOURCE: "thousandths of a GPU",
+          c.GPU_MEMORY_RESOURCE: "MiB"}
 
 
 def _effective_requests(spec: Mapping[str, Any]) -> dict[str, int]:
@@ -219,9 +257,8 @@ def _effective_requests(spec: Mapping[str, Any]) -> dict[str, int]:
             totals[name] = max(totals.get(name, 0), value)
     overhead = spec.get("overhead")
     if isinstance(overhead, Mapping):
-        for name, value in overhead.items():
-            if name in _CONVERTERS:
-                totals[name] = totals.get(name, 0) + _convert(name, value, "spec.overhead")
+        for name, value in _checked(overhead, "spec.overhead").items():
+            totals[name] = totals.get(name, 0) + value
     return totals
 
 
@@ -239,25 +276,36 @@ def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
     requests = resources.get("requests") or {}
     limits = resources.get("limits") or {}
     if not isinstance(requests, Mapping) or not isinstance(limits, Mapping):
-        raise InvalidRequest(f"container {container.get('name')!r}: requests and limits must be objects")
-    where = f"container {container.get('name')!r}"
+        raise InvalidRequest(f"container {quoted(container.get('name'))}: requests and limits must be objects")
+    where = f"container {quoted(container.get('name'))}"
+    limited = _checked(limits, where)
+    return {**limited, **_checked(requests, where)}  # the API server defaults requests from limits
+
+
+def _checked(quantities: Mapping[str, Any], where: str) -> dict[str, int]:
+    """Every quantity of a requests, limits or overhead map checked (valid, bounded, not negative);
+    the ones gpusched counts converted to the books' units."""
     out: dict[str, int] = {}
-    for name, converter in _CONVERTERS.items():
-        if name in requests:
-            out[name] = _convert(name, requests[name], where, converter)
-        elif name in limits:  # the API server defaults requests from limits
-            out[name] = _convert(name, limits[name], where, converter)
+    for name, value in quantities.items():
+        converter = _CONVERTERS.get(name)
+        try:
+            negative = parse_quantity(value) < 0  # before rounding: -1 byte is 0 MiB
+            amount = converter(value) if converter and not negative else 0
+        except QuantityError as e:
+            if name in (c.GPU_RESOURCE, c.MILLI_RESOURCE, c.GPU_MEMORY_RESOURCE):
+                hint = f"; for part of a GPU use {c.MILLI_RESOURCE}" if name == c.GPU_RESOURCE else ""
+                raise InvalidRequest(f"{where}: {name} must be a whole number, got {quoted(value)}{hint}") from None
+            raise InvalidRequest(f"{where}: {_resource(name)}: {e}") from None
+        if negative:
+            raise InvalidRequest(f"{where}: {_resource(name)} cannot be negative, got {quoted(value)}")
+        if converter:
+            out[name] = amount
     return out
 
 
-def _convert(name: str, value: object, where: str, converter=None) -> int:
-    try:
-        return (converter or _CONVERTERS[name])(value)
-    except QuantityError as e:
-        if name in (c.GPU_RESOURCE, c.MILLI_RESOURCE, c.GPU_MEMORY_RESOURCE):
-            hint = f"; for part of a GPU use {c.MILLI_RESOURCE}" if name == c.GPU_RESOURCE else ""
-            raise InvalidRequest(f"{where}: {name} must be a whole number, got {value!r}{hint}") from None
-        raise InvalidRequest(f"{where}: {name}: {e}") from None
+def _resource(name: str) -> str:
+    """A resource name as written, or quoted when it is not one (so the reason stays one short line)."""
+    return name if _RESOURCE_NAME.fullmatch(name) else quoted(name)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

@@ -9,6 +9,7 @@ Every change is journaled (`gate_records`) for a state file, and counted in `gat
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from scheduler.core.allocation import Allocation
 from scheduler.core.gang_planning import plan_gang
 from scheduler.core.gangs import Ended, Gang, Outcome
+from scheduler.core.quoting import quoted
 from scheduler.core.request import PodRequest
 from scheduler.core.state import CapacityError
 
@@ -32,11 +34,14 @@ def reserve(gates: Gatekeeper, gang: Gang) -> None:
     4. borrowing is marked member by member, in plan order, as each team passes its guarantee;
     5. every grant is applied, all or none, and charged to its team as reserved;
     6. the reservation is recorded with its deadline, counted and journaled.
-    A failure at 2 or 3 becomes the gang's `problem`, which its members' filters report.
+    A failure at 2 or 3 (or a deadline time cannot express) becomes the gang's `problem`, which
+    its members' filters report. Steps 5 and 6 are one transaction: should anything raise there
+    (a bug), every grant, charge and record made so far is undone before the error goes on, so
+    the books are as they were and the next filter plans afresh.
     """
     needed = gates.gangs.needed(gang)
     members = gates.gangs.to_plan(gang)
-    if not needed or len(members) < needed:
+    if not needed or len(members) < needed or gates.gangs.size_conflict(gang):
         return
     state = gates.state
     candidates = gates.gangs.candidates(m.uid for m in members)
@@ -67,23 +72,58 @@ def reserve(gates: Gatekeeper, gang: Gang) -> None:
     for alloc in plan.placements:
         running[alloc.team] += charges[alloc.uid]
         held[alloc.uid] = replace(alloc, borrowed=gates.quotas.borrows(alloc.team, running[alloc.team]))
+    at = gates.current_time()
+    deadline = _deadline(at, gates.gangs.timeout_of(gang))
+    if isinstance(deadline, str):
+        set_problem(gates, gang, deadline)
+        return
+    _hold(gates, gang, held, charges, at=at, deadline=deadline, plan=plan)
+
+
+def _hold(gates: Gatekeeper, gang: Gang, held: dict[str, Allocation], charges: dict[str, int], *,
+          at: float, deadline: float, plan) -> None:
+    """Steps 5 and 6 of `reserve`, all or nothing."""
+    state = gates.state
+    problem = gang.problem
     applied: list[Allocation] = []
+    charged: list[str] = []
+    reservation = None
     try:
         for alloc in held.values():
             state.apply(state.index[alloc.node], alloc.grant)
             applied.append(alloc)
-    except CapacityError as e:  # the plan was made on a copy of these very books: a bug, never a verdict
+        for uid, alloc in held.items():
+            gates.quotas.charge(uid, alloc.team, charges[uid], reserved=True)
+            charged.append(uid)
+        reservation = gates.gangs.open(gang, held, at=at, deadline=deadline,
+                                       nodes=plan.nodes, zones=plan.zones, racks=plan.racks)
+        gates.journal.reserve(reservation)
+    except BaseException as e:
+        if reservation is not None:
+            gates.gangs.discard(gang, reservation)
+        gang.problem = problem
+        for uid in charged:
+            gates.quotas.uncharge(uid)
         for alloc in applied:
             state.release(state.index[alloc.node], alloc.grant)
-        set_problem(gates, gang, f"internal error holding the plan: {e}")
-        return
-    for uid, alloc in held.items():
-        gates.quotas.charge(uid, alloc.team, charges[uid], reserved=True)
-    at = gates.current_time()
-    reservation = gates.gangs.open(gang, held, at=at, deadline=at + gates.gangs.timeout_of(gang),
-                                   nodes=plan.nodes, zones=plan.zones, racks=plan.racks)
+        gang.attempt = None
+        if isinstance(e, CapacityError):  # the plan was made on a copy of these very books: a bug, never a verdict
+            set_problem(gates, gang, f"internal error holding the plan: {e}")
+            return
+        raise
     gates.stats["reserved"] += 1
-    gates.journal.reserve(reservation)
+
+
+def _deadline(at: float, timeout_s: int) -> float | str:
+    """When a reservation made at `at` ends, or why no time can say so (timeouts are bounded where
+    they are read; this keeps an unbounded one from failing after the grants are held)."""
+    try:
+        deadline = at + timeout_s
+    except OverflowError:
+        deadline = float("inf")
+    if not math.isfinite(deadline) or timeout_s < 1:
+        return f"gang timeout of {quoted(timeout_s)} seconds is out of range"
+    return deadline
 
 
 def close(gates: Gatekeeper, gang: Gang, outcome: Outcome, reason: str, *,

@@ -2,8 +2,8 @@
 
 Status codes: kube-scheduler accepts only 200, so every verdict and every refused bind is a 200
 with an `Error` field; a body that is not an extender message at all is a 400 with a one-line
-reason (it did not come from kube-scheduler). Nothing a client sends can produce a 500 or
-change the books. Should a handler still raise (a bug), the verb answers 200 with an `Error`
+reason (it did not come from kube-scheduler); a body that does not arrive in time is a 408
+(`slow_clients`). Nothing a client sends can produce a 500 or change the books. Should a handler still raise (a bug), the verb answers 200 with an `Error`
 (logged with its traceback): kube-scheduler then retries the pod, as after any extender error.
 """
 
@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.extender import wire
 from scheduler.extender.service import ExtenderService, ReleaseRefused
+from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
 
 log = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", ExtenderService)
@@ -30,8 +31,8 @@ MAX_BODY = 64 * 1024 * 1024
 _JSON = "application/json"
 
 
-def create_app(service: ExtenderService, *, prefix: str = "") -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits = DEFAULT_LIMITS) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[limits.middleware()])
     app[SERVICE] = service
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     app.router.add_post(f"{prefix}/filter", _verb("filter", wire.decode_extender_args, _filter,

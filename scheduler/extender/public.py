@@ -16,11 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.extender.server import RunningServer
 from scheduler.extender.service import ExtenderService
+from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
 from scheduler.extender.webhook import WebhookSettings, add_webhook_routes
 
 
-def create_public_app(service: ExtenderService, *, webhook: WebhookSettings) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024)
+def create_public_app(service: ExtenderService, *, webhook: WebhookSettings,
+                      limits: HttpLimits = DEFAULT_LIMITS) -> web.Application:
+    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[limits.middleware()])
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -41,8 +43,9 @@ def create_public_app(service: ExtenderService, *, webhook: WebhookSettings) -> 
 
 
 async def start_public(service: ExtenderService, *, webhook: WebhookSettings, host: str, port: int,
-                       ssl_context: ssl.SSLContext | None) -> RunningServer:
-    runner = web.AppRunner(create_public_app(service, webhook=webhook), access_log=None)
+                       ssl_context: ssl.SSLContext | None, limits: HttpLimits = DEFAULT_LIMITS) -> RunningServer:
+    runner = web.AppRunner(create_public_app(service, webhook=webhook, limits=limits), access_log=None,
+                           **limits.runner_options())
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()

@@ -17,6 +17,7 @@ from scheduler.core.engine import Engine, EngineSettings
 from scheduler.extender.app import create_app
 from scheduler.extender.journal_keeper import JournalKeeper
 from scheduler.extender.service import ExtenderService, MemoryBinder
+from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
 from scheduler.extender.statefile import StateJournal
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,13 @@ def listen(host: str, port: int) -> list[socket.socket]:
 
 
 async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
-                extra_routes: Sequence = (), sockets: Sequence[socket.socket] = ()) -> RunningServer:
+                extra_routes: Sequence = (), sockets: Sequence[socket.socket] = (),
+                limits: HttpLimits = DEFAULT_LIMITS) -> RunningServer:
     """Listen on host:port (0 picks a free port), or on `sockets` already bound, and return the base URL."""
-    app = create_app(service, prefix=prefix)
+    app = create_app(service, prefix=prefix, limits=limits)
     for add in extra_routes:
         add(app)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **limits.runner_options())
     await runner.setup()
     if sockets:
         for sock in sockets:
@@ -116,8 +118,8 @@ async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int 
 
 
 async def serve_forever(service: ExtenderService, *, host: str, port: int, prefix: str = "",
-                        sockets: Sequence[socket.socket] = ()) -> None:
-    server = await start(service, host=host, port=port, prefix=prefix, sockets=sockets)
+                        sockets: Sequence[socket.socket] = (), limits: HttpLimits = DEFAULT_LIMITS) -> None:
+    server = await start(service, host=host, port=port, prefix=prefix, sockets=sockets, limits=limits)
     log.info("gpusched extender listening on %s (policy %s)", server.url, service.engine.settings.policy)
     try:
         await asyncio.Event().wait()

@@ -148,6 +148,7 @@ def add_webhook_routes(app: web.Application, *, settings: WebhookSettings,
                       registry=registry)
 
     async def mutate(request: web.Request) -> web.Response:
+        body: Any = None
         try:
             body = orjson.loads(await request.read())
             answer, decision = review(body, settings=settings)

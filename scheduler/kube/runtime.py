@@ -29,6 +29,7 @@ from scheduler.extender import wire
 from scheduler.extender.public import start_public
 from scheduler.extender.server import RunningServer, start
 from scheduler.extender.service import ExtenderService
+from scheduler.extender.slow_clients import HttpLimits
 from scheduler.extender.tls import CertificateReloader, server_context
 from scheduler.extender.webhook import WebhookSettings
 from scheduler.kube.binder import BinderSettings, KubeBinder
@@ -66,6 +67,8 @@ class KubeServeSettings:
     decide_in_filter: bool = False
     sync: SyncSettings = field(default_factory=SyncSettings)
     binder: BinderSettings = field(default_factory=BinderSettings)
+    http: HttpLimits = field(default_factory=HttpLimits)
+    """Body and idle deadlines of both listeners (slow clients are cut off)."""
 
 
 class KubeExtender:
@@ -126,11 +129,11 @@ class KubeExtender:
             self.public = await start_public(
                 self.service, webhook=WebhookSettings(scheduler_name=s.scheduler_name,
                                                       share_runtime_class=s.share_runtime_class),
-                host=s.webhook_host, port=s.webhook_port, ssl_context=context)
+                host=s.webhook_host, port=s.webhook_port, ssl_context=context, limits=s.http)
             if context is not None:
                 self._spawn(CertificateReloader(context, s.tls_cert, s.tls_key).run(), "tls-reloader")
         await self.sync.start()
-        self.verbs = await start(self.service, host=s.host, port=s.port, prefix=s.prefix)
+        self.verbs = await start(self.service, host=s.host, port=s.port, prefix=s.prefix, limits=s.http)
         self.service.ready = True  # only now: ready means kube-scheduler's calls are answered
         log.info("gpusched extender for %s listening on %s (policy %s)", s.scheduler_name, self.verbs.url,
                  self.engine.settings.policy)

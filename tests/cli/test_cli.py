@@ -40,9 +40,12 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None
     (("serve", "--bogus"), ["unrecognized arguments: --bogus"]),
     (("serve", "--cluster", str(MIXED), "--port", "99999"), ["not a TCP port"]),
     (("serve", "--cluster", str(MIXED), "--policy", "tetris"), ["invalid choice: 'tetris'"]),
+    (("serve", "--cluster", str(MIXED), "--body-timeout", "0"), ["--body-timeout must be a positive number of seconds"]),
+    (("serve", "--cluster", str(MIXED), "--idle-timeout", "nan"), ["--idle-timeout must be a positive number"]),
     (("explain", "--cluster", str(MIXED)), ["--pod"]),
     (("nonsense",), ["invalid choice"]),
-], ids=["no cluster", "missing file", "unknown flag", "bad port", "bad policy", "explain without pod", "no command"])
+], ids=["no cluster", "missing file", "unknown flag", "bad port", "bad policy", "bad body timeout", "bad idle timeout",
+        "explain without pod", "no command"])
 def test_argument_errors(args, fragments):
     one_line_error(gpusched(*args), *fragments)
 

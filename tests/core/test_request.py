@@ -1,8 +1,17 @@
 """Parsing a pod's GPU request: what users write, and the one-line reason for everything invalid."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from scheduler.core.request import GangSpec, InvalidRequest, SharingNeed, parse_pod
+from scheduler.core.request import (
+    MAX_GANG_SIZE,
+    MAX_GANG_TIMEOUT_S,
+    GangSpec,
+    InvalidRequest,
+    SharingNeed,
+    parse_pod,
+)
 from scheduler.core.selector import ModelSelector
 from tests.builders import pod
 
@@ -103,3 +112,93 @@ def test_gpu_memory_alone_is_not_a_request():
     built["spec"]["containers"][0]["resources"]["limits"]["gpusched.io/gpu-memory"] = "1024"
     with pytest.raises(InvalidRequest, match=r"needs gpusched\.io/gpu-milli"):
         parse_pod(built)
+
+
+# ------------------------------------------------- hostile input (issue 13, items 1, 8 and 12)
+RESOURCES = ["cpu", "memory", "nvidia.com/gpu", "gpusched.io/gpu-milli", "gpusched.io/gpu-memory",
+             "ephemeral-storage", "example.com/widget"]
+
+
+def with_resource(place: str, resource: str, value: object) -> dict:
+    """A one-GPU pod with `resource: value` added in one place a pod can carry a quantity."""
+    built = pod("p").share(500).build()
+    spec = built["spec"]
+    if place == "overhead":
+        spec["overhead"] = {resource: value}
+    elif place == "init":
+        spec["initContainers"] = [{"name": "i", "resources": {"limits": {resource: value}}}]
+    else:  # "requests" or "limits" of the main container
+        spec["containers"][0]["resources"][place][resource] = value
+    return built
+
+
+@settings(max_examples=150, deadline=None)
+@given(place=st.sampled_from(["requests", "limits", "init", "overhead"]), resource=st.sampled_from(RESOURCES),
+       value=st.one_of(st.integers(-(10**15), -1), st.integers(-(10**15), -1).map(str),
+                       st.sampled_from(["-100", "-1m", "-0.001", "-1Gi", "-1e3", "-1n"])))
+def test_a_negative_request_or_limit_of_any_resource_is_refused(place, resource, value):
+    # cpu: "-100" with a share used to pass filter and bind, leaving usedCpuMilli -100000 in /state.
+    # (-1m of a GPU resource is refused as not whole, which is as good a reason.)
+    with pytest.raises(InvalidRequest, match=r"cannot be negative|must be a whole number") as caught:
+        parse_pod(with_resource(place, resource, value))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("builder", "reason"), [
+    (pod("p").share(500).cpu("1" + "0" * 5000), "cpu: '10000000000000000000000000000000'... (5001 characters) is longer than a quantity can be"),
+    (pod("p").gpus("1e3000000"), "nvidia.com/gpu must be a whole number"),
+    (pod("p").share(500).memory("1e10000000"), "exponent 10000000 is out of range"),
+    (pod("p").gpus(1).label("gpusched.io/gang", "g").annotate("gpusched.io/gang-size", "1")
+     .annotate("gpusched.io/gang-timeout-seconds", "1" + "0" * 309), "gang-timeout-seconds must be at most 86400"),
+    (pod("p").gpus(1).label("gpusched.io/gang", "g").annotate("gpusched.io/gang-size", "1" + "0" * 5000),
+     "gang-size must be at most 10000"),
+    (pod("p").gpus(1).label("gpusched.io/gang", "g").annotate("gpusched.io/gang-size", "١٢"),
+     "gang-size must be a positive integer, got '١٢'"),
+    (pod("p").gpus(1).label("gpusched.io/gang", "g").annotate("gpusched.io/gang-size", "10001"),
+     "gang-size must be at most 10000, got '10001'"),
+    (pod("p").gpus(1).policy("x" * 100_000), "gpusched.io/policy: 'xxxxxxxx"),
+    (pod("p").share(500).annotate("gpusched.io/sharing", "y" * 100_000), "unknown sharing mode 'yyyy"),
+    (pod("p" * 254).gpus(1), "metadata.name 'pppppppppppppppppppppppppppppppp'... (254 characters) is longer than 253"),
+    (pod("p", namespace="n" * 10_000).gpus(1), "metadata.namespace 'nnnn"),
+    (pod("p").gpus(1).label("gpusched.io/gang", "g\n").annotate("gpusched.io/gang-size", "2"), "not a valid name"),
+    (pod("p").gpus(1).label("gpusched.io/team", "t" * 64), "label gpusched.io/team: 'tttt"),
+], ids=["cpu-5000-digits", "gpu-huge-exponent", "memory-huge-exponent", "gang-timeout-huge", "gang-size-huge",
+        "gang-size-unicode-digits", "gang-size-over-bound", "policy-huge", "sharing-huge", "name-long",
+        "namespace-huge", "gang-name-newline", "team-long"])
+def test_absurd_values_get_a_short_reason(builder, reason):
+    with pytest.raises(InvalidRequest) as caught:
+        builder.request()
+    message = str(caught.value)
+    assert reason in message and "\n" not in message and len(message) < 300
+
+
+@pytest.mark.parametrize("priority", [2**31, -(2**31) - 1, 2**63 - 1, 1.5, True])
+def test_priority_is_an_int32_as_the_api_says(priority):
+    built = pod("p").gpus(1).build()
+    built["spec"]["priority"] = priority
+    with pytest.raises(InvalidRequest, match=r"spec\.priority must be an integer"):
+        parse_pod(built)
+
+
+def test_requests_that_add_up_past_int64_are_refused():
+    # Each container's 9.2e15 CPUs fits int64 in millicores; three of them do not.
+    built = pod("p").build()
+    built["spec"]["containers"] = [{"name": f"c{i}", "resources": {"limits": {"cpu": "9223372036854775"}}}
+                                   for i in range(3)]
+    with pytest.raises(InvalidRequest, match=r"cpu: .* more than any node has"):
+        parse_pod(built)
+
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.text(max_size=30) | st.integers(-(10**30), 10**30).map(str),
+       timeout=st.text(max_size=30) | st.integers(-(10**400), 10**400).map(str))
+def test_gang_numbers_parse_to_their_bounds_or_are_refused(size, timeout):
+    built = (pod("p").gpus(1).label("gpusched.io/gang", "g").annotate("gpusched.io/gang-size", size)
+             .annotate("gpusched.io/gang-timeout-seconds", timeout).build())
+    try:
+        request = parse_pod(built)
+    except InvalidRequest as e:
+        assert "\n" not in str(e) and len(str(e)) < 300
+        return
+    assert request.gang is not None
+    assert 1 <= request.gang.size <= MAX_GANG_SIZE and 1 <= request.gang.timeout_s <= MAX_GANG_TIMEOUT_S

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from scheduler.core.engine import BindRejected, Engine, EngineSettings
-from scheduler.core.gangs import GangSettings, Phase
+from scheduler.core.gangs import GangKey, GangSettings, Phase
 from tests.gangs_quotas.builders import gpu_node, nodes, teams, worker
 
 
@@ -216,3 +216,38 @@ def test_a_gang_over_its_teams_max_waits_and_its_reservation_counts_against_the_
     assert single.unresolvable["n0"] == "team vision: 16 GPUs in use + 1 asked would exceed its max of 16"
     held = [a.borrowed for r in engine.gates.gangs.reservations() for a in r.members.values()]
     assert sorted(held) == [False, True]  # the second 8 GPUs go beyond the 8 guaranteed
+
+
+def test_a_pending_member_replaced_by_its_recreation_is_forgotten_in_the_journal_too():
+    # Found by tests/hostile: the state file brought the old UID back as a second pending member.
+    engine = engine_of()
+    engine.gates.journal.enabled = True
+    old = worker("g-0", gpus=8).gang("g", 3)
+    old.uid = "old-uid"
+    new = worker("g-0", gpus=8).gang("g", 3)
+    new.uid = "new-uid"
+    filter_all(engine, [old.request(), new.request()])
+    records = engine.gates.journal.drain()
+    assert {"kind": "forget", "uid": "old-uid"} in records
+    assert [p.uid for p in engine.gates.gangs.get(engine.gates.gangs.gang_of("new-uid").key).pending.values()] == [
+        "new-uid"]
+
+
+def test_a_member_whose_request_changed_is_journaled_again_and_a_bound_pod_is_no_pending_member():
+    # Found by tests/hostile: annotations are mutable, and the state file restored the first version.
+    engine = engine_of()
+    engine.gates.journal.enabled = True
+    first = worker("g-0", gpus=8).gang("g", 1)
+    first.uid = "u"
+    edited = worker("g-0", gpus=8).gang("g", 2)
+    edited.uid = "u"
+    filter_all(engine, [first.request(), first.request(), edited.request()])
+    pods = [r["pod"]["gang"]["size"] for r in engine.gates.journal.drain() if r["kind"] == "pod"]
+    assert pods == [1, 2]  # once per version, not once per filter
+    solo = worker("solo", gpus=1)
+    solo.uid = "s"
+    [node] = engine.filter(solo.request(), ["n0"]).passed
+    engine.bind("s", "ml", "solo", node)
+    engine.filter(solo.gang("late", 2).request(), ["n0"])  # relabelled after its bind: not a pending member
+    assert engine.gates.gangs.get(GangKey("ml", "late")) is None
+    assert not [r for r in engine.gates.journal.drain() if r["kind"] == "pod" and r["pod"]["uid"] == "s"]
