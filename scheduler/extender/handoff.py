@@ -114,8 +114,15 @@ def containers_refusal(spec: Mapping[str, Any], lists: Iterable[tuple[str, str]]
     """Why one of the containers in `lists` may not run (privileged, a device-list mount), or "".
     Containers named in `existing` were admitted before and are not judged again."""
     for key, what in lists:
+        raw = spec.get(key) or []
+        if not isinstance(raw, list):
+            return f"spec.{key} is not a list"
+        for i, container in enumerate(raw):
+            # The API server's schema makes these so; a review that says otherwise is refused, not judged.
+            if not isinstance(container, Mapping) or not isinstance(container.get("name"), str):
+                return f"spec.{key}[{i}] is not a container with a name"
         for container in _containers(spec, key):
-            name = container.get("name") or "?"
+            name = container["name"]
             if name in existing:
                 continue
             if _mapping(container.get("securityContext")).get("privileged") is True:

@@ -142,6 +142,9 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
         self.loop.close()
+        journal = getattr(self.service.binder, "journal", None)
+        if journal is not None:  # as the server process's exit would: the state file's lock goes
+            journal.close()
 
 
 @dataclass

@@ -149,7 +149,10 @@ def test_a_privileged_ephemeral_container_is_refused():
     (lambda p: p["spec"]["containers"][1].update(volumeMounts=[
         {"name": "null", "mountPath": "/var/run/../run/nvidia-container-devices/"}]),
      "mounts /var/run/../run/nvidia-container-devices/: a mount under /var/run/nvidia-container-devices"),
-], ids=["privileged", "privileged-init", "node-name", "cdi-annotation", "device-list-mount", "device-list-root"])
+    (lambda p: p["spec"]["containers"][1].update(name=["not", "a", "name"]),  # found by tests/hostile
+     "spec.containers[1] is not a container with a name"),
+], ids=["privileged", "privileged-init", "node-name", "cdi-annotation", "device-list-mount", "device-list-root",
+        "unnamed-container"])
 def test_what_would_hand_out_devices_another_way_is_refused(change, says):
     pod = share_pod()
     change(pod)
