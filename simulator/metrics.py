@@ -121,6 +121,11 @@ class Recorder:
         self.team_usage.append((t, *(used[team] / 1000 for team in self.teams),
                                 *(borrowed[team] / 1000 for team in self.teams)))
 
+    def detach(self) -> None:
+        """Drop the cluster view and fragmentation tracker: the run is over, only its records are kept."""
+        self.view = None  # type: ignore[assignment]
+        self.tracker = None  # type: ignore[assignment]
+
     # -------------------------------------------------------------- summaries
     def summary(self) -> dict:
         jobs = list(self.jobs.values())

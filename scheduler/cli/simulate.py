@@ -80,6 +80,13 @@ def parse_seeds(text: str | None) -> list[int]:
     return seeds
 
 
+def format_seeds(seeds: list[int]) -> str:
+    """The shortest `--seeds` text for `seeds` ("42-46", or "1,3,9")."""
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
 def parse_policies(text: str | None, *, default: tuple[str, ...]) -> list[str]:
     from simulator.sweep import FGD_POLICIES
 

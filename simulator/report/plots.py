@@ -22,8 +22,10 @@ def colour(label: str, i: int) -> str:
 
 
 def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylabel: str, title: str,
-              published: Mapping[str, np.ndarray] | None = None, xlim: tuple[float, float] | None = None) -> Path:
-    """Median over runs (rows) with the 25-75 % band, per label; published medians dashed."""
+              published: Mapping[str, np.ndarray] | None = None, xlim: tuple[float, float] | None = None,
+              xlabel: str = "arrived GPU request (% of capacity)", centre: str = "median") -> Path:
+    """The median (or `centre="mean"`) over runs (rows) with the 25-75 % band, per label; published medians
+    dashed."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     visible = np.ones(len(x), bool) if xlim is None else (x >= xlim[0]) & (x <= xlim[1])
     top = 0.0
@@ -33,7 +35,8 @@ def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylab
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns (no sample near that load)
             high = np.nanpercentile(values, 75, 0)
-            ax.plot(x, np.nanmedian(values, 0), color=c, label=label, lw=1.6)
+            middle = np.nanmean(values, 0) if centre == "mean" else np.nanmedian(values, 0)
+            ax.plot(x, middle, color=c, label=label, lw=1.6)
             ax.fill_between(x, np.nanpercentile(values, 25, 0), high, color=c, alpha=0.2)
             top = max(top, float(np.nanmax(high[visible], initial=0.0)))
         if published is not None and label in published:
@@ -41,7 +44,7 @@ def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylab
             top = max(top, float(np.nanmax(published[label][visible], initial=0.0)))
     if published:
         ax.plot([], [], color="k", ls="--", lw=1.0, label="published (median)")
-    _finish(ax, title, ylabel, "arrived GPU request (% of capacity)", xlim)
+    _finish(ax, title, ylabel, xlabel, xlim)
     if top > 0:
         ax.set_ylim(0, top * 1.08)
     return _save(fig, path)

@@ -18,8 +18,8 @@ def test_time_driven_replay_of_a_trace_writes_every_output(small_trace, tmp_path
                  "--quiet"]) == 0
     run = json.loads((out / "summary.json").read_text())["runs"][0]
     assert (run["policy"], run["jobs"], run["jobs_completed"]) == ("bestfit", 15, 15)
-    for name in ("report.md", "report.html", "runs/bestfit/timeline.csv", "runs/bestfit/pods.csv",
-                 "runs/bestfit/jobs.csv", "plots/allocated_pct.png", "plots/queue_delay_s_by_team.png"):
+    for name in ("report.md", "report.html", "runs/bestfit/seed-42/timeline.csv", "runs/bestfit/seed-42/pods.csv",
+                 "runs/bestfit/seed-42/jobs.csv", "plots/allocated_pct.png", "plots/queue_delay_s_by_team.png"):
         assert (out / name).is_file(), name
     assert "data:image/png;base64," in (out / "report.html").read_text()
 
@@ -29,7 +29,7 @@ def test_compare_puts_policies_side_by_side(tmp_path):
     assert main(["simulate", "compare", "--generate", "5", "--policy", "fgd,spread", "--out", str(out), "--quiet"]) == 0
     labels = [r["label"] for r in json.loads((out / "summary.json").read_text())["runs"]]
     assert labels == ["fgd", "spread"]
-    assert "| | fgd | spread |" in (out / "report.md").read_text().replace("|  |", "| |")
+    assert "| | fgd (engine seed 42) | spread (engine seed 42) |" in (out / "report.md").read_text().replace("|  |", "| |")
 
 
 def test_openb_rows_become_timed_jobs(small_trace):
