@@ -28,6 +28,7 @@ def replay(args: argparse.Namespace) -> int:
     if len(clusters) > 1:
         raise UsageError("one cluster per run; to put several side by side use `gpusched simulate compare`")
     _, scenario = _scenario(args, clusters[0][1] if clusters else None)
+    _warn_if_sample(args)
     seeds = parse_seeds(args.seeds)
     results = _run_all(args, [(0, policies[0], seed, policies[0]) for seed in seeds])
     return _write(args, results, seeds, title=f"Replay of {scenario.name} with {policies[0]}")
@@ -41,6 +42,7 @@ def compare(args: argparse.Namespace) -> int:
     if len(policies) * len(clusters) < 2:
         raise UsageError("compare needs two or more policies (--policy a,b) or cluster files (--cluster X --cluster Y)")
     _, scenario = _scenario(args, clusters[0][1])
+    _warn_if_sample(args)
     seeds = parse_seeds(args.seeds)
     runs = [(index, policy, seed, f"{policy} @ {name}" if len(clusters) > 1 else policy)
             for index, (name, _) in enumerate(clusters) for policy in policies for seed in seeds]
@@ -72,6 +74,16 @@ def reproduce_command(args: argparse.Namespace, *, seeds: list[int]) -> str:
     elif args.via_http:
         words.append("--via-http")
     return shlex.join(words)
+
+
+def _warn_if_sample(args: argparse.Namespace) -> None:
+    """An openb pod list replays, but its numbers mean little as load: say so once, on stderr and in the report."""
+    if args.trace:
+        import sys
+
+        from simulator.traces.timeline import SAMPLE_WARNING
+
+        print(f"gpusched simulate: warning: {SAMPLE_WARNING}", file=sys.stderr)
 
 
 def _clusters(args: argparse.Namespace) -> list[tuple[str, list]]:

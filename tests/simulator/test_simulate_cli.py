@@ -96,7 +96,7 @@ def test_replay_against_an_extender_already_running(small_trace, tmp_path):
         assert main(["simulate", *common, "--out", str(local)]) == 0
         # The remote extender places as the in-process core does (same policy, same books).
         for name in ("pods.csv", "timeline.csv"):
-            assert (remote / "runs/bestfit" / name).read_text() == (local / "runs/bestfit" / name).read_text()
+            assert (remote / "runs/bestfit/seed-42" / name).read_text() == (local / "runs/bestfit/seed-42" / name).read_text()
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -113,3 +113,13 @@ def test_compare_puts_clusters_side_by_side(tmp_path):
     runs = json.loads((out / "summary.json").read_text())["runs"]
     assert [r["label"] for r in runs] == ["fgd @ small", "fgd @ big"]
     assert runs[1]["queue_delay_s"]["mean"] <= runs[0]["queue_delay_s"]["mean"]  # twice the GPUs, less waiting
+
+
+def test_an_openb_pod_list_replayed_by_time_is_called_a_sample(small_trace, tmp_path, capsys):
+    nodes, pods = small_trace
+    out = tmp_path / "out"
+    assert main(["simulate", "--trace", str(pods), "--nodes", str(nodes), "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    warning = next(line for line in err.splitlines() if line.startswith("gpusched simulate: warning:"))
+    assert "a sample of pods, not a load timeline" in warning and "--protocol fgd" in warning
+    assert "a sample of pods, not a load timeline" in (out / "report.md").read_text()
