@@ -44,9 +44,15 @@ def run(args: argparse.Namespace) -> int:
     namespace = argparse.Namespace(mode="compare", policy=args.policy, cluster=None, nodes=None, trace=None,
                                    generate=args.generate, seeds=args.seeds, via_http=not args.in_process,
                                    extender_url=None, out=args.out, quiet=args.quiet, jobs=args.jobs)
+    from scheduler.cli.simulate import check_out_dir, parse_seeds
+
     policies = [p for p in args.policy.split(",") if p]
     if not policies:
         raise UsageError("--policy: at least one policy")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: at least 1")
+    parse_seeds(args.seeds)
+    check_out_dir(args.out)
     console.print(f"gpusched demo: a generated workload (generator seed {args.generate}) replayed "
                   f"{'in-process' if args.in_process else 'through the real HTTP extender on loopback'}, "
                   f"policies {', '.join(policies)}, engine seeds {args.seeds}")

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="answer filter with the one best node, so kube-scheduler skips prioritize "
                              "(faster; other score plugins get no say)")
     parser.add_argument("--config", metavar="FILE", help="teams, quota unit, model weights, gang settings (YAML)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="log verbosity (default info)")
     live = parser.add_argument_group("live cluster (--kubeconfig / --in-cluster)")
     live.add_argument("--scheduler-name", default="gpu-scheduler", help="pods' spec.schedulerName (default gpu-scheduler)")
     live.add_argument("--webhook-host", default="0.0.0.0", help="listen address of webhook, probes, metrics")
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--lease-name", default="gpu-extender", help="Lease electing the replica that reclaims")
     live.add_argument("--lease-namespace", help="its namespace (default: the pod's, else gpu-system)")
     live.add_argument("--identity", help="this replica's name in the Lease (default: POD_NAME, else host name)")
-    live.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
+    live.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS",
+                      help="how long a leader's Lease holds without renewal (default 15)")
     live.add_argument("--no-leader-election", action="store_true", help="never reclaim (a single read-only replica)")
 
 
