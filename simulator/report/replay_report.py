@@ -54,6 +54,7 @@ def write(out: Path, results: Sequence, *, title: str, notes: Sequence[str] = ()
           command: str = "") -> Path:
     """Every output into `out`. `results` hold each label's runs in seed order, labels in the order given."""
     out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
     groups = _groups(results)
     summaries = {label: [r.summary for r in rs] for label, rs in groups.items()}
     seeds = [r.seed for r in next(iter(groups.values()))]
@@ -95,6 +96,21 @@ def write(out: Path, results: Sequence, *, title: str, notes: Sequence[str] = ()
     doc.write_markdown(out / "report.md")
     doc.write_html(out / "report.html")
     return out / "report.md"
+
+
+OUTPUTS = ("summary.json", "report.md", "report.html", "runs", "plots")
+"""What `write` puts in the folder; an earlier run's copies go first, so no stale label or plot is left."""
+
+
+def _clear_previous(out: Path) -> None:
+    import shutil
+
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def _groups(results: Sequence) -> dict[str, list]:
