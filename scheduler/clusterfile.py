@@ -13,7 +13,8 @@
        cpuMilli: 4000, memoryMiB: 16384}
 
 Other top-level sections (`teams`, `podGroups`, ...) are kept in `ClusterSpec.sections` for the
-features that read them. Every error names the file and the path of the bad field.
+features that read them. Every error names the file and the path of the bad field; a key this
+file does not know is an error (a node with `gpu:` for `gpus:` would otherwise have no GPUs).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class ClusterFileError(ValueError):
     """The cluster file is unreadable or invalid; the message names file and field."""
 
 
+NODE_KEYS = ("name", "labels", "cpuMilli", "memoryMiB", "gpus")
+IDENTICAL_GPU_KEYS = ("count", "model", "memoryMiB", "sharing", "nvlink")
+POD_KEYS = ("namespace", "name", "uid", "node", "gpus", "gpuMilli", "gpuMemoryMiB", "cpuMilli", "memoryMiB", "team",
+            "priority")
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     nodes: list[Node]
@@ -51,8 +58,11 @@ def load_cluster(path: str | Path) -> ClusterSpec:
     try:
         data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (orjson.JSONDecodeError, yaml.YAMLError) as e:
-        raise ClusterFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                               f"{str(e).splitlines()[0]}") from None
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ClusterFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}{where}: "
+                               f"{what}") from None
     try:
         return parse_cluster(data)
     except ClusterFileError as e:
@@ -66,10 +76,12 @@ def parse_cluster(data: Any) -> ClusterSpec:
     if not isinstance(nodes_data, list) or not nodes_data:
         raise ClusterFileError("'nodes' must be a non-empty list")
     nodes = [_node(n, f"nodes[{i}]") for i, n in enumerate(nodes_data)]
-    names = [n.name for n in nodes]
-    if len(set(names)) != len(names):
-        raise ClusterFileError("node names must be unique")
-    by_name = {n.name: n for n in nodes}
+    by_name: dict[str, Node] = {}
+    for i, node in enumerate(nodes):
+        if node.name in by_name:
+            first = next(j for j, n in enumerate(nodes) if n.name == node.name)
+            raise ClusterFileError(f"nodes[{i}]: duplicate node name {node.name!r} (also nodes[{first}])")
+        by_name[node.name] = node
     pods = [_pod(p, f"pods[{i}]", by_name) for i, p in enumerate(data.get("pods") or [])]
     uids = [p.uid for p in pods]
     if len(set(uids)) != len(uids):
@@ -85,6 +97,7 @@ def _node(entry: Any, where: str) -> Node:
     if not isinstance(name, str) or not name:
         raise ClusterFileError(f"{where}: 'name' must be a non-empty string")
     where = f"{where} ({name})"
+    _known_keys(entry, NODE_KEYS, where)
     labels = entry.get("labels") or {}
     if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise ClusterFileError(f"{where}: 'labels' must map strings to strings")
@@ -105,6 +118,7 @@ def _node(entry: Any, where: str) -> Node:
 
 
 def _identical_gpus(node: str, spec: Mapping[str, Any], where: str) -> tuple[Gpu, ...]:
+    _known_keys(spec, IDENTICAL_GPU_KEYS, where)
     count = _positive(spec, "count", where)
     model = spec.get("model")
     if not isinstance(model, str) or not model:
@@ -135,6 +149,7 @@ def _pod(entry: Any, where: str, nodes: Mapping[str, Node]) -> Allocation:
     for key in ("namespace", "name", "node"):
         if not isinstance(entry.get(key), str) or not entry.get(key):
             raise ClusterFileError(f"{where}: '{key}' must be a non-empty string")
+    _known_keys(entry, POD_KEYS, where)
     node = nodes.get(entry["node"])
     if node is None:
         raise ClusterFileError(f"{where}: node {entry['node']!r} is not in 'nodes'")
@@ -161,6 +176,12 @@ def _pod(entry: Any, where: str, nodes: Mapping[str, Node]) -> Allocation:
         share=share, mps=share and gpus[0].sharing is Sharing.MPS,
         team=str(entry.get("team") or ""), priority=_int(entry, "priority", where, 0),
     )
+
+
+def _known_keys(entry: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    unknown = [k for k in entry if k not in known]
+    if unknown:
+        raise ClusterFileError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
 
 
 def _int(entry: Mapping[str, Any], key: str, where: str, default: int) -> int:

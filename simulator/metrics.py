@@ -111,15 +111,18 @@ class Recorder:
             self.team_usage.pop()
         else:
             self.timeline.append(row)
-        used = Counter()
-        borrowed = Counter()
+        used: Counter[str] = Counter()
         for alloc in self.view.bound.values():
             team = self.pods[alloc.uid].team if alloc.uid in self.pods else alloc.team
             used[team] += alloc.gpu_milli_total
-            if alloc.borrowed:
-                borrowed[team] += alloc.gpu_milli_total
+        borrowed = borrowed_by_team(used, self.guaranteed, quotas=bool(self.scenario.teams))
         self.team_usage.append((t, *(used[team] / 1000 for team in self.teams),
-                                *(borrowed[team] / 1000 for team in self.teams)))
+                                *(borrowed.get(team, 0) / 1000 for team in self.teams)))
+
+    def detach(self) -> None:
+        """Drop the cluster view and fragmentation tracker: the run is over, only its records are kept."""
+        self.view = None  # type: ignore[assignment]
+        self.tracker = None  # type: ignore[assignment]
 
     # -------------------------------------------------------------- summaries
     def summary(self) -> dict:
@@ -168,6 +171,13 @@ class Recorder:
 
     def _column(self, i: int) -> np.ndarray:
         return np.array([row[i] for row in self.timeline], float)
+
+def borrowed_by_team(used: Counter[str], guaranteed: dict[str, float], *, quotas: bool) -> dict[str, float]:
+    """Milli-GPUs each team uses above its guarantee now (a team without one: all it uses); none
+    without quotas. Not the pods flagged borrowed at bind: a team whose older pods ended is back
+    within its guarantee, whatever its newer pods were flagged."""
+    return {team: max(0, milli - guaranteed.get(team, 0)) if quotas else 0 for team, milli in used.items()}
+
 
 _SIZES = ("cpu", "share", "1", "2-4", "5-8", ">8")
 

@@ -76,6 +76,11 @@ class ReplayResult:
         return {"label": self.label, "scenario": self.scenario.name, "policy": self.policy, "seed": self.seed,
                 **self.recorder.summary(), "seconds": round(self.seconds, 2)}
 
+    def detached(self) -> ReplayResult:
+        """This result without the live cluster (what the report needs, small enough to send between processes)."""
+        self.recorder.detach()
+        return self
+
 
 def run(nodes: Sequence[Node], scenario: Scenario, *, policy: str, seed: int, via_http: bool = False,
         extender_url: str | None = None, label: str | None = None,

@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-addr", metavar="ADDR", default=DEFAULT_METRICS_ADDR,
                         help=f"metrics listen address (default {DEFAULT_METRICS_ADDR}: plain HTTP, so only this "
                              f"host; the DaemonSet passes the pod IP, $(POD_IP) from status.podIP)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="log verbosity (default info)")
 
 
 def run(args: argparse.Namespace) -> int:

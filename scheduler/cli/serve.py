@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a request body must arrive within this, else 408 and the connection closes (default 5)")
     parser.add_argument("--idle-timeout", type=float, metavar="SECONDS",
                         help="close a connection idle, or stuck in its headers, this long (default 75)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="log verbosity (default info)")
     live = parser.add_argument_group("live cluster (--kubeconfig / --in-cluster)")
     live.add_argument("--scheduler-name", default="gpu-scheduler", help="pods' spec.schedulerName (default gpu-scheduler)")
     live.add_argument("--webhook-host", default="0.0.0.0", help="listen address of webhook, probes, metrics")
@@ -51,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--lease-name", default="gpu-extender", help="Lease electing the replica that reclaims")
     live.add_argument("--lease-namespace", help="its namespace (default: the pod's, else gpu-system)")
     live.add_argument("--identity", help="this replica's name in the Lease (default: POD_NAME, else host name)")
-    live.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
+    live.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS",
+                      help="how long a leader's Lease holds without renewal (default 15)")
     live.add_argument("--no-leader-election", action="store_true", help="never reclaim (a single read-only replica)")
 
 

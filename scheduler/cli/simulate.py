@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from scheduler.cli.errors import UsageError
@@ -48,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from simulator.traces import TraceError
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: at least 1")
+    if args.generate is not None and (args.protocol == "fgd" or args.mode == "sweep"):
+        raise UsageError("--generate makes a time-driven workload; the FGD protocol (--protocol fgd, sweep) "
+                         "replays --pods / --pods-dir instead")
+    parse_seeds(args.seeds)
+    check_out_dir(args.out)
     try:
         if args.mode == "sweep":
             return _sweep(args)
@@ -71,13 +79,34 @@ def parse_seeds(text: str | None) -> list[int]:
             if "-" in part.strip()[1:]:
                 low, high = part.split("-", 1)
                 if int(high) < int(low):
-                    raise ValueError
+                    raise UsageError(f"--seeds {text!r}: the range {part.strip()} runs backwards "
+                                     f"(write {int(high)}-{int(low)})")
                 seeds += range(int(low), int(high) + 1)
             else:
                 seeds.append(int(part))
     except ValueError:
         raise UsageError(f"--seeds {text!r}: expected N, N-M or a comma-separated list") from None
     return seeds
+
+
+def check_out_dir(path: str) -> Path:
+    """`--out`, checked before any run: it, or the first of its parents that exists, must be a directory."""
+    out = Path(path)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UsageError(f"--out {path}: {p} is not a directory")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise UsageError(f"--out {path}: {p} is not writable")
+            break
+    return out
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """The shortest `--seeds` text for `seeds` ("42-46", or "1,3,9")."""
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
 
 
 def parse_policies(text: str | None, *, default: tuple[str, ...]) -> list[str]:

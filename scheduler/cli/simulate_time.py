@@ -2,7 +2,9 @@
 
 The scenario is `--trace` (an openb pod list with timestamps) or `--generate SEED` (the bundled
 generator; the default, seed 7); the cluster is `--nodes` (a trace node list), `--cluster` (a
-cluster file) or, with `--generate`, the generator's own.
+cluster file) or, with `--generate`, the generator's own. Every label runs once per engine seed
+(`--seeds`, default 42) on the same workload; the report states both seeds and the command that
+reproduces it.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ def replay(args: argparse.Namespace) -> int:
     clusters = _clusters(args)
     if len(clusters) > 1:
         raise UsageError("one cluster per run; to put several side by side use `gpusched simulate compare`")
-    nodes, scenario = _scenario(args, clusters[0][1] if clusters else None)
-    seed = parse_seeds(args.seeds)[0]
-    result = _run(args, nodes, scenario, policies[0], seed, label=policies[0])
-    return _write(args, [result], title=f"Replay of {scenario.name} with {policies[0]}")
+    _, scenario = _scenario(args, clusters[0][1] if clusters else None)
+    _warn_if_sample(args)
+    seeds = parse_seeds(args.seeds)
+    results = _run_all(args, [(0, policies[0], seed, policies[0]) for seed in seeds])
+    return _write(args, results, seeds, title=f"Replay of {scenario.name} with {policies[0]}")
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -38,14 +41,49 @@ def compare(args: argparse.Namespace) -> int:
     clusters = _clusters(args) or [("", None)]
     if len(policies) * len(clusters) < 2:
         raise UsageError("compare needs two or more policies (--policy a,b) or cluster files (--cluster X --cluster Y)")
-    nodes, scenario = _scenario(args, clusters[0][1])
-    seed = parse_seeds(args.seeds)[0]
-    results = []
-    for name, cluster in clusters:
-        for policy in policies:
-            label = f"{policy} @ {name}" if len(clusters) > 1 else policy
-            results.append(_run(args, cluster if cluster is not None else nodes, scenario, policy, seed, label=label))
-    return _write(args, results, title=f"{scenario.name}: " + " vs ".join(r.label for r in results))
+    _, scenario = _scenario(args, clusters[0][1])
+    _warn_if_sample(args)
+    seeds = parse_seeds(args.seeds)
+    runs = [(index, policy, seed, f"{policy} @ {name}" if len(clusters) > 1 else policy)
+            for index, (name, _) in enumerate(clusters) for policy in policies for seed in seeds]
+    results = _run_all(args, runs)
+    labels = list(dict.fromkeys(r.label for r in results))
+    return _write(args, results, seeds, title=f"{scenario.name}: " + " vs ".join(labels))
+
+
+def reproduce_command(args: argparse.Namespace, *, seeds: list[int]) -> str:
+    """The `gpusched simulate` command line that gives the same numbers (everything but --out and --jobs)."""
+    import shlex
+
+    from scheduler.cli.simulate import format_seeds
+
+    words = ["gpusched", "simulate"] + (["compare"] if args.mode == "compare" else [])
+    if args.trace:
+        words += ["--trace", args.trace]
+    else:
+        words += ["--generate", str(DEFAULT_GENERATOR_SEED if args.generate is None else args.generate)]
+    for path in args.cluster or []:
+        words += ["--cluster", path]
+    if args.nodes:
+        words += ["--nodes", args.nodes]
+    if args.policy:
+        words += ["--policy", args.policy]
+    words += ["--seeds", format_seeds(seeds)]
+    if args.extender_url:
+        words += ["--extender-url", args.extender_url]
+    elif args.via_http:
+        words.append("--via-http")
+    return shlex.join(words)
+
+
+def _warn_if_sample(args: argparse.Namespace) -> None:
+    """An openb pod list replays, but its numbers mean little as load: say so once, on stderr and in the report."""
+    if args.trace:
+        import sys
+
+        from simulator.traces.timeline import SAMPLE_WARNING
+
+        print(f"gpusched simulate: warning: {SAMPLE_WARNING}", file=sys.stderr)
 
 
 def _clusters(args: argparse.Namespace) -> list[tuple[str, list]]:
@@ -88,16 +126,53 @@ def _scenario(args: argparse.Namespace, nodes):
         raise UsageError(str(e)) from None
 
 
+def _run_all(args, runs: list[tuple]) -> list:
+    """Each (cluster index, policy, seed, label), in order; on `--jobs N` processes when N > 1 (each
+    process rebuilds the workload from the arguments: nodes hold read-only mappings, which do not pickle)."""
+    jobs = getattr(args, "jobs", 1) or 1
+    if jobs <= 1 or len(runs) == 1:
+        inputs = _inputs(args)
+        return [_run(args, *inputs[index], policy, seed, label=label) for index, policy, seed, label in runs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    from simulator import progress
+
+    with progress.bar(f"{len(runs)} runs on {jobs} processes", len(runs), quiet=args.quiet) as advance, \
+            ProcessPoolExecutor(max_workers=min(jobs, len(runs))) as pool:
+        futures = [pool.submit(_detached_run, args, *run) for run in runs]
+        results = []
+        for future in futures:  # in submission order: the report lists labels and seeds as asked
+            results.append(future.result())
+            advance(1, description=f"{results[-1].label} seed {results[-1].seed}")
+    return results
+
+
+def _inputs(args) -> list[tuple]:
+    """(nodes, scenario) per cluster of the arguments (one when no cluster file is given)."""
+    clusters = _clusters(args) or [("", None)]
+    nodes, scenario = _scenario(args, clusters[0][1])
+    return [(cluster if cluster is not None else nodes, scenario) for _, cluster in clusters]
+
+
+def _detached_run(args, index: int, policy: str, seed: int, label: str):
+    from simulator import replay
+
+    nodes, scenario = _inputs(args)[index]
+    return replay.run(nodes, scenario, policy=policy, seed=seed, via_http=args.via_http,
+                      extender_url=getattr(args, "extender_url", None), label=label).detached()
+
+
 def _run(args, nodes, scenario, policy: str, seed: int, *, label: str):
     from simulator import progress, replay
 
     url = getattr(args, "extender_url", None)
     mode = f"via {url}" if url else "over HTTP" if args.via_http else "in-process"
-    with progress.bar(f"{label}: replaying {scenario.name} {mode}", 1, quiet=args.quiet) as advance:
+    label_seed = f"{label} seed {seed}"
+    with progress.bar(f"{label_seed}: replaying {scenario.name} {mode}", 1, quiet=args.quiet) as advance:
         seen = [0]
 
         def on_progress(done: int, total: int) -> None:
-            advance(0, description=f"{label}: {done}/{total} events {mode}")
+            advance(0, description=f"{label_seed}: {done}/{total} events {mode}")
             seen[0] = done
 
         try:
@@ -107,11 +182,11 @@ def _run(args, nodes, scenario, policy: str, seed: int, *, label: str):
             if not url:
                 raise
             raise UsageError(f"--extender-url {url}: {str(e).splitlines()[0]}") from None
-        advance(1, description=f"{label}: {seen[0]} events, {result.seconds:.1f} s {mode}")
+        advance(1, description=f"{label_seed}: {seen[0]} events, {result.seconds:.1f} s {mode}")
     return result
 
 
-def _write(args, results, *, title: str) -> int:
+def _write(args, results, seeds: list[int], *, title: str) -> int:
     from rich.console import Console
 
     from simulator.report import replay_report
@@ -119,7 +194,10 @@ def _write(args, results, *, title: str) -> int:
     url = getattr(args, "extender_url", None)
     mode = (f"through the extender at {url}" if url else "through the real HTTP extender on loopback"
             if args.via_http else "in-process (the core's calls, no HTTP)")
-    report = replay_report.write(Path(args.out), results, title=title, notes=[f"Scheduled {mode}."])
+    report = replay_report.write(Path(args.out), results, title=title, notes=[f"Scheduled {mode}."],
+                                 generator_seed=None if args.trace else
+                                 DEFAULT_GENERATOR_SEED if args.generate is None else args.generate,
+                                 command=reproduce_command(args, seeds=seeds))
     Console(stderr=True).print(f"report: [bold]{report}[/] (and {report.with_suffix('.html')}, "
                                "summary.json, runs/*/*.csv, plots/)")
     return 0

@@ -194,10 +194,13 @@ class Standing:
     reserved_milli: int
     fair_milli: float
     """guaranteed + weight / Σ weights × (capacity − Σ guaranteed), at least the guarantee."""
+    enforced: bool = True
+    """Quotas are on (some team is configured or derived); without them nothing is borrowed."""
 
     @property
     def borrowed_milli(self) -> int:
-        return max(0, self.used_milli - self.team.guaranteed_milli)
+        """Use above the guarantee now (not the pods flagged borrowed at bind: older pods may have left)."""
+        return max(0, self.used_milli - self.team.guaranteed_milli) if self.enforced else 0
 
     @property
     def distance(self) -> float:
@@ -332,7 +335,7 @@ class QuotaBook:
         spare = max(0, capacity_milli - sum(t.guaranteed_milli for t in teams))
         total_weight = sum(t.weight for t in teams) or 1.0
         return {t.name: Standing(t, self.used(t.name), self._reserved.get(t.name, 0),
-                                 t.guaranteed_milli + t.weight / total_weight * spare) for t in teams}
+                                 t.guaranteed_milli + t.weight / total_weight * spare, self.enabled) for t in teams}
 
     # ---------------------------------------------------------------- charges
     def model_weights(self, state: ClusterState) -> np.ndarray:

@@ -13,7 +13,8 @@ The rules, in the order they apply:
   3. A unit is a candidate only if it belongs to another team, every pod in it is marked
      borrowed, and it lies wholly beyond its team's guarantee: with the team's units ordered
      oldest first (`Unit.age`), the units before it already use the whole
-     guarantee. Any set of candidates can then go without pushing a team below its guarantee,
+     guarantee (so what a team borrows is always its newest pods, counted now; the bind-time
+     mark alone is not enough: a team whose older pods ended is back within its guarantee). Any set of candidates can then go without pushing a team below its guarantee,
      so a pod within its team's guarantee is never a victim.
   4. Candidates are taken in this order: the team furthest above its weighted fair share first
      (`quotas.Standing.distance`), then the newest unit first (bind sequence, then creation

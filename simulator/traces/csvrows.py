@@ -16,7 +16,7 @@ def read_rows(path: str | Path, *, required: Sequence[str], header: Sequence[str
     """(line number, row) for each data row. `header` names the columns of a file without one."""
     path = Path(path)
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")  # -sig: a spreadsheet's byte-order mark is not a column
     except OSError as e:
         raise TraceError(f"{path}: {e.strerror or e}") from None
     with handle:

@@ -61,7 +61,7 @@ def load_nodes(path: str | Path, *, sharing: Sharing = Sharing.TIME_SLICING, gpu
 
 def _reader_for(path: Path) -> Callable[[Path, Sharing], list[Node]]:
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:
             first = f.readline().strip()
     except OSError as e:
         raise TraceError(f"{path}: {e.strerror or e}") from None

@@ -17,6 +17,9 @@ from simulator.traces.alibaba import TracePod
 from simulator.traces.csvrows import TraceError
 
 TEAM = "openb"
+SAMPLE_WARNING = ("an openb pod list is a sample of pods, not a load timeline (its creation times span months, "
+                  "with at most ~56 pods alive at once): allocation, fragmentation and makespan replayed by time "
+                  "do not describe a cluster's load; for placement quality use --protocol fgd")
 
 
 def openb_scenario(pods: Sequence[TracePod], *, path: str | Path) -> Scenario:
@@ -33,5 +36,6 @@ def openb_scenario(pods: Sequence[TracePod], *, path: str | Path) -> Scenario:
             cpu_milli=pod.cpu_milli, memory_mib=pod.memory_mib, models=",".join(pod.model_terms)))
     jobs.sort(key=lambda j: (j.submit_s, j.name))
     return Scenario(name=Path(path).stem, jobs=tuple(jobs), notes=(
+        f"Warning: {SAMPLE_WARNING}.",
         f"{len(jobs)} pods of {Path(path).name}, each arriving at its creation_time and running for its "
         "trace run time (deletion_time - scheduled_time); no teams or gangs in this trace.",))

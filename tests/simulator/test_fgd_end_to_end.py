@@ -70,7 +70,7 @@ def test_one_full_run_lands_on_the_published_number():
     (["--pods", "{tmp}/nope.csv"], "{tmp}/nope.csv: no such file or directory"),
     (["--pods", "{bad}"], "{bad}:3: cpu_milli must be an integer, got '1k'"),
     (["--pods", "{pods}", "--policy", "best"], "--policy: unknown best"),
-    (["--pods", "{pods}", "--seeds", "9-1"], "--seeds '9-1': expected N, N-M or a comma-separated list"),
+    (["--pods", "{pods}", "--seeds", "9-1"], "--seeds '9-1': the range 9-1 runs backwards (write 1-9)"),
 ], ids=["missing-file", "bad-row", "unknown-policy", "bad-seeds"])
 def test_cli_errors_are_one_line_and_exit_2(small_trace, tmp_path, capsys, args, expected):
     nodes, pods = small_trace

@@ -18,8 +18,8 @@ def test_time_driven_replay_of_a_trace_writes_every_output(small_trace, tmp_path
                  "--quiet"]) == 0
     run = json.loads((out / "summary.json").read_text())["runs"][0]
     assert (run["policy"], run["jobs"], run["jobs_completed"]) == ("bestfit", 15, 15)
-    for name in ("report.md", "report.html", "runs/bestfit/timeline.csv", "runs/bestfit/pods.csv",
-                 "runs/bestfit/jobs.csv", "plots/allocated_pct.png", "plots/queue_delay_s_by_team.png"):
+    for name in ("report.md", "report.html", "runs/bestfit/seed-42/timeline.csv", "runs/bestfit/seed-42/pods.csv",
+                 "runs/bestfit/seed-42/jobs.csv", "plots/allocated_pct.png", "plots/queue_delay_s_by_team.png"):
         assert (out / name).is_file(), name
     assert "data:image/png;base64," in (out / "report.html").read_text()
 
@@ -29,7 +29,7 @@ def test_compare_puts_policies_side_by_side(tmp_path):
     assert main(["simulate", "compare", "--generate", "5", "--policy", "fgd,spread", "--out", str(out), "--quiet"]) == 0
     labels = [r["label"] for r in json.loads((out / "summary.json").read_text())["runs"]]
     assert labels == ["fgd", "spread"]
-    assert "| | fgd | spread |" in (out / "report.md").read_text().replace("|  |", "| |")
+    assert "| | fgd (engine seed 42) | spread (engine seed 42) |" in (out / "report.md").read_text().replace("|  |", "| |")
 
 
 def test_openb_rows_become_timed_jobs(small_trace):
@@ -96,7 +96,7 @@ def test_replay_against_an_extender_already_running(small_trace, tmp_path):
         assert main(["simulate", *common, "--out", str(local)]) == 0
         # The remote extender places as the in-process core does (same policy, same books).
         for name in ("pods.csv", "timeline.csv"):
-            assert (remote / "runs/bestfit" / name).read_text() == (local / "runs/bestfit" / name).read_text()
+            assert (remote / "runs/bestfit/seed-42" / name).read_text() == (local / "runs/bestfit/seed-42" / name).read_text()
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -113,3 +113,13 @@ def test_compare_puts_clusters_side_by_side(tmp_path):
     runs = json.loads((out / "summary.json").read_text())["runs"]
     assert [r["label"] for r in runs] == ["fgd @ small", "fgd @ big"]
     assert runs[1]["queue_delay_s"]["mean"] <= runs[0]["queue_delay_s"]["mean"]  # twice the GPUs, less waiting
+
+
+def test_an_openb_pod_list_replayed_by_time_is_called_a_sample(small_trace, tmp_path, capsys):
+    nodes, pods = small_trace
+    out = tmp_path / "out"
+    assert main(["simulate", "--trace", str(pods), "--nodes", str(nodes), "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    warning = next(line for line in err.splitlines() if line.startswith("gpusched simulate: warning:"))
+    assert "a sample of pods, not a load timeline" in warning and "--protocol fgd" in warning
+    assert "a sample of pods, not a load timeline" in (out / "report.md").read_text()
