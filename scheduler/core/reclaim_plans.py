@@ -69,6 +69,11 @@ def _plan(gates: Gatekeeper) -> list[ReclaimPlan]:
         if ask.gang:
             plan = select_reclaim_victims(ask, units, standings,
                                           fits=lambda victims, pods=pods: _gang_plan(gates, trial, pods, victims) is not None)
+        elif _fits_anywhere(gates, trial, pods[0]):
+            # Free room a victim-less node offers (a victim evicted earlier has left it, say): the
+            # pod needs no eviction, only kube-scheduler's next try. Nodes with candidates alone
+            # were looked at before, so each round evicted one more pod for the same ask.
+            plan = ReclaimPlan(ask, reason="fits without evictions")
         else:
             plan = select_reclaim_victims(
                 ask, units, standings,
@@ -97,6 +102,11 @@ def _grants_of(gates: Gatekeeper, victims: Sequence[Unit], node: str | None = No
             alloc = allocations.get(uid)
             if alloc is not None and (node is None or alloc.node == node):
                 yield alloc
+
+
+def _fits_anywhere(gates: Gatekeeper, trial: ClusterState, pod: PodRequest) -> bool:
+    rows = slice(0, len(trial.specs))  # removed rows are empty and fit no GPU pod
+    return bool(filters.fit(trial, pod, rows, gates.tools.models_of(pod)).fits.any())
 
 
 def _fits_on(gates: Gatekeeper, trial: ClusterState, pod: PodRequest, node: str, victims: Sequence[Unit]) -> bool:

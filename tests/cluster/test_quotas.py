@@ -27,11 +27,7 @@ def test_a_team_at_its_max_is_refused_and_borrowed_gpus_are_reclaimed_by_evictio
     cluster.force_delete("teams-a", refused)
 
     # nlp is guaranteed 32 and uses nothing: 8 free GPUs take its first pod, the second needs vision's borrowed ones.
-    # One ask at a time: two nlp pods arriving together once evicted two vision pods for the one
-    # the free GPUs could not hold (seen once under load; left open in issue 12's note).
-    cluster.create_pods([_team_pod("nlp-0", "teams-b", "nlp")])
-    cluster.wait_bound("teams-b", ["nlp-0"], timeout=60)
-    cluster.create_pods([_team_pod("nlp-1", "teams-b", "nlp")])
+    cluster.create_pods([_team_pod(f"nlp-{i}", "teams-b", "nlp") for i in range(2)])
 
     def evicted():
         return [p["metadata"]["name"] for p in cluster.pods("teams-a") if p["metadata"].get("deletionTimestamp")] \
