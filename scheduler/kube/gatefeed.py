@@ -62,7 +62,8 @@ def victims(engine: Engine) -> list[Victim]:
         for unit in plan.victims:
             for uid, pod in zip(unit.uids, unit.pods, strict=True):
                 namespace, name = pod.split("/", 1)
-                out.setdefault(uid, Victim(uid, namespace, name, f"team {plan.ask.team} is below its guarantee and "
+                out.setdefault(uid, Victim(uid, namespace, name, for_pod="" if plan.ask.gang else plan.ask.label,
+                                           reason=f"team {plan.ask.team} is below its guarantee and "
                                            f"needs the GPUs back for {plan.ask.label} (borrowed by team {unit.team})"))
     for gang, uids, reason in engine.gates.evictions():
         for uid in uids:

@@ -38,6 +38,8 @@ class Victim:
     namespace: str
     name: str
     reason: str
+    for_pod: str = ""
+    """`namespace/name` of the pending pod the GPUs are taken back for ("" for a gang or a broken gang)."""
 
 
 class Reclaimer:
@@ -45,8 +47,12 @@ class Reclaimer:
                  events: EventRecorder | None = None, interval_s: float = 10.0,
                  on_result: Callable[[str], None] | None = None,
                  terminating: Callable[[str], bool] = lambda uid: False, stuck_after_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """`terminating(uid)`: the pod still exists, being deleted (the cache's view)."""
+                 clock: Callable[[], float] = time.monotonic,
+                 on_freed: Callable[[str], None] = lambda pod: None) -> None:
+        """`terminating(uid)`: the pod still exists, being deleted (the cache's view). `on_freed(pod)`:
+        the victims evicted for `pod` are gone (kube-scheduler parked it; it should try again now)."""
+        self.on_freed = on_freed
+        self._for_pod: dict[str, str] = {}
         self.client = client
         self.plan = plan
         self.is_leader = is_leader
@@ -73,8 +79,13 @@ class Reclaimer:
         if not self.is_leader():
             return {}
         now = self.clock()
-        self._evicted_at = {uid: at for uid, at in self._evicted_at.items()
-                            if self.terminating(uid) and now - at < self.stuck_after_s}
+        still = {uid: at for uid, at in self._evicted_at.items()
+                 if self.terminating(uid) and now - at < self.stuck_after_s}
+        for uid in set(self._evicted_at) - set(still):
+            pod = self._for_pod.pop(uid, "")
+            if pod and not any(self._for_pod.get(u) == pod for u in still):
+                self.on_freed(pod)
+        self._evicted_at = still
         if self._evicted_at:
             return {}  # their GPUs come back once they are gone; a plan made now would over-evict
         victims = list(self.plan())
@@ -90,6 +101,7 @@ class Reclaimer:
                 self._asked.add(victim.uid)
             if result == EVICTED:
                 self._evicted_at[victim.uid] = now
+                self._for_pod[victim.uid] = victim.for_pod
         return results
 
     async def evict(self, victim: Victim) -> str:

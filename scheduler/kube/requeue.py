@@ -77,6 +77,12 @@ class Requeuer:
             except Exception:  # a round must never end the loop
                 log.exception("requeue round failed")
 
+    async def nudge(self, key: str) -> None:
+        """Requeue one pending pod by `namespace/name` now (the reclaimer freed its GPUs)."""
+        record = next((r for r in self.cache.pending_pods() if r.key == key), None)
+        if record is not None:
+            await self._nudge(record)
+
     async def _nudge(self, record) -> None:
         stamp = f"{time.time():.3f}"
         patch = {"metadata": {"uid": record.uid, "annotations": {REQUEUED_ANNOTATION: stamp}}}
@@ -86,6 +92,6 @@ class Requeuer:
             self.nudges += 1
             for observer in self.on_nudge:
                 observer()
-            log.info("requeued %s after kube-scheduler's error: %s", record.key, record.scheduler_error[:200])
+            log.info("requeued %s (%s)", record.key, record.scheduler_error[:200] or "its GPUs were reclaimed")
         except ApiError as e:
             log.info("could not requeue %s: %s", record.key, e)

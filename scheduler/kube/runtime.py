@@ -104,7 +104,8 @@ class KubeExtender:
         self.reclaimer = Reclaimer(client, plan=plan, is_leader=self.is_leader, events=self.events,
                                    interval_s=settings.reclaim_interval_s,
                                    on_result=lambda r: self.metrics.evictions.labels(r).inc(),
-                                   terminating=self._terminating)
+                                   terminating=self._terminating,
+                                   on_freed=lambda pod: self._spawn(self.requeuer.nudge(pod), "requeue-reclaimed"))
         # Gang reservations go onto their pods (durable, and parked members requeued); binds wait for them.
         self.engine.gates.journal.enabled = True
         self.reservations = ReservationWriter(client)

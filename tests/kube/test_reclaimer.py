@@ -56,3 +56,17 @@ async def test_a_pod_stuck_terminating_holds_reclaim_back_only_so_long():
     assert await reclaimer.reclaim_once() == {}
     now = 301.0  # a finalizer that never clears must not stop reclaim for good
     assert await reclaimer.reclaim_once() == {"uid-v2": EVICTED}
+
+
+async def test_the_pod_reclaimed_for_is_requeued_once_its_victims_are_gone():
+    api = EvictionApi()
+    freed: list[str] = []
+    terminating = {"uid-v1"}
+    reclaimer = Reclaimer(api, plan=lambda: [Victim("uid-v1", "ml", "v1", "why", for_pod="ml/nlp-1")],
+                          is_leader=lambda: True, terminating=lambda uid: uid in terminating, on_freed=freed.append)
+    await reclaimer.reclaim_once()
+    await reclaimer.reclaim_once()
+    assert freed == []  # still terminating: its GPUs are not back yet
+    terminating.clear()
+    await reclaimer.reclaim_once()
+    assert freed == ["ml/nlp-1"]  # kube-scheduler parked it; it is told to try again now
