@@ -70,8 +70,24 @@ class ControlPlane:
             (place / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy(self.kubeconfig, place / "kubeconfig")
         env = {**os.environ, "LCP_SCHEDULER_ARGS": f"--v=2 {extra_args}".strip()}
-        self._run("scheduler", str(place), str(config), str(kubeconfig), env=env, timeout=120)
-        return place / "logs" / "kube-scheduler.log"
+        log = place / "logs" / "kube-scheduler.log"
+        for _attempt in range(3):
+            self._run("scheduler", str(place), str(config), str(kubeconfig), env=env, timeout=120)
+            # The launcher picks a free port and starts kube-scheduler on it; another process may
+            # take the port in between ("address already in use"), and a probe can still pass.
+            time.sleep(0.5)
+            if self._alive(place) and "failed to create listener" not in log.read_text(errors="replace"):
+                return log
+            self._run("stop", str(place), check=False)
+        raise RuntimeError(f"kube-scheduler {name} did not stay up: {log.read_text(errors='replace')[-1500:]}")
+
+    @staticmethod
+    def _alive(place: Path) -> bool:
+        try:
+            os.kill(int((place / "pids" / "kube-scheduler.pid").read_text()), 0)
+            return True
+        except (OSError, ValueError):
+            return False
 
     def stop_scheduler(self, name: str) -> None:
         self._run("stop", str(self.home / name), check=False)
