@@ -105,7 +105,7 @@ class KubeExtender:
                                    interval_s=settings.reclaim_interval_s,
                                    on_result=lambda r: self.metrics.evictions.labels(r).inc(),
                                    terminating=self._terminating,
-                                   on_freed=lambda pod: self._spawn(self.requeuer.nudge(pod), "requeue-reclaimed"))
+                                   on_freed=self._requeue_soon)
         # Gang reservations go onto their pods (durable, and parked members requeued); binds wait for them.
         self.engine.gates.journal.enabled = True
         self.reservations = ReservationWriter(client)
@@ -119,6 +119,7 @@ class KubeExtender:
         self.verbs: RunningServer | None = None
         self.public: RunningServer | None = None
         self._tasks: list[asyncio.Task] = []
+        self._nudges: set[asyncio.Task] = set()
 
     def is_leader(self) -> bool:
         return self.elector is not None and self.elector.is_leader
@@ -166,6 +167,12 @@ class KubeExtender:
 
     def _spawn(self, coroutine, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    def _requeue_soon(self, pod: str) -> None:
+        """Nudge `pod` without waiting for it; the task is kept only until it is done."""
+        task = asyncio.create_task(self.requeuer.nudge(pod), name=f"requeue {pod}")
+        self._nudges.add(task)
+        task.add_done_callback(self._nudges.discard)
 
     def _terminating(self, uid: str) -> bool:
         record = self.cache.pods.get(uid)
