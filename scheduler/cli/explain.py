@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         pod = parse_pod(load_pod(args.pod))
     except InvalidRequest as e:
         raise UsageError(f"{args.pod}: invalid GPU request: {e}") from None
-    verdicts = filtered_verdicts(cluster_engine(spec, settings=EngineSettings(policy=args.policy), gates=gates), pod)
-    scaled = dict(scale_scores([(v.node, v.score) for v in verdicts]))
+    engine = cluster_engine(spec, settings=EngineSettings(policy=args.policy), gates=gates)
+    verdicts = filtered_verdicts(engine, pod)
+    scaled = dict(scale_scores([(v.node, v.score) for v in verdicts], engine.policy_of(pod).span))
     policy = pod.policy or args.policy
     if args.json:
         print(json.dumps({"pod": pod.key, "policy": policy, "nodes": [

@@ -253,7 +253,7 @@ class Engine:
             ok = fit.fits
             position, rows, slot_fit = cands.position[ok], fit.rows[ok], fit.slot_fit[ok]
         if len(rows):
-            out[position] = self.policy_of(pod).score(self.state, pod, rows, slot_fit, self._ctx())
+            out[position] = self.policy_of(pod).node_scores(self.state, pod, rows, slot_fit, self._ctx())
         return out
 
     def fit_rows(self, pod: PodRequest, rows: np.ndarray | slice) -> tuple[str, filters.Fit | None]:
@@ -270,7 +270,7 @@ class Engine:
 
     def score_rows(self, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray) -> np.ndarray:
         """`scores` for rows that fit (from `fit_rows`): the policy's float64 scores, in order."""
-        return self.policy_of(pod).score(self.state, pod, rows, slot_fit, self._ctx())
+        return self.policy_of(pod).node_scores(self.state, pod, rows, slot_fit, self._ctx())
 
     def bind(self, uid: str, namespace: str, name: str, node: str) -> Allocation:
         """Re-check the pod on `node`, pick its GPUs and record them. Idempotent per UID.
@@ -441,7 +441,7 @@ class Engine:
         fit = filters.fit(self.state, pod, rows[known], self._models(pod))
         policy = self.policy_of(pod)
         ok = fit.fits
-        values = policy.score(self.state, pod, fit.rows[ok], fit.slot_fit[ok], self._ctx()) if ok.any() else []
+        values = policy.node_scores(self.state, pod, fit.rows[ok], fit.slot_fit[ok], self._ctx()) if ok.any() else []
         score_of = dict(zip(fit.rows[ok].tolist(), np.asarray(values).tolist(), strict=True))
         by_row = {int(r): i for i, r in enumerate(fit.rows)}
         for name, row in zip(names, rows.tolist(), strict=True):

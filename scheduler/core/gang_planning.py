@@ -193,7 +193,7 @@ def _preference_keys(trial: ClusterState, pod: PodRequest, rows: np.ndarray, k: 
     fit = filters.fit(trial, pod, rows, models)
     score = np.full(len(rows), -np.inf)
     if fit.fits.any():
-        score[fit.fits] = policy.score(trial, pod, rows[fit.fits], fit.slot_fit[fit.fits], ctx)
+        score[fit.fits] = policy.node_scores(trial, pod, rows[fit.fits], fit.slot_fit[fit.fits], ctx)
     names = np.array([trial.names[r] for r in rows.tolist()], dtype=object)
     name_rank = np.argsort(np.argsort(names, kind="stable"), kind="stable")
     links = _free_nvlinks(trial, rows, fit.slot_fit) if pod.gpus > 1 else np.zeros(len(rows), np.int64)

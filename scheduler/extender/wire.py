@@ -209,30 +209,32 @@ def encode_preemption_result(victims: Mapping[str, Sequence[str]], pdb: Mapping[
         for node, uids in victims.items()}})
 
 
-def scale_scores(raw: Sequence[tuple[str, float | None]]) -> list[tuple[str, int]]:
+DEFAULT_SPAN = 100.0
+"""`Policy.span` of the kube-scheduler-style policies."""
+
+
+def scale_scores(raw: Sequence[tuple[str, float | None]], span: float = DEFAULT_SPAN) -> list[tuple[str, int]]:
     """`scale_array` for (host, score or None) pairs."""
     values = np.array([np.nan if v is None else v for _, v in raw], dtype=np.float64)
-    return list(zip([host for host, _ in raw], scale_array(values).tolist(), strict=True))
+    return list(zip([host for host, _ in raw], scale_array(values, span).tolist(), strict=True))
 
 
-def scale_array(values: np.ndarray) -> np.ndarray:
+def scale_array(values: np.ndarray, span: float = DEFAULT_SPAN) -> np.ndarray:
     """Policy scores to the extender range 0..10, the only place this happens.
 
-    The best nodes (ties included) get 10; the others spread linearly over 0..9 by their score,
-    so kube-scheduler's argmax over our scores is exactly our argmax even where several of our
-    scores would round to the same tenth. A node that does not fit (NaN) gets 0.
+    score = 10 − ⌈10 · (best − raw) / span⌉, at least 0, where `span` is the policy's strongest
+    preference (`Policy.span`): one point per tenth of it, so the answer is proportional to how much
+    the policy prefers one node over another, and equal scores stay equal. The ceiling makes any
+    difference at all cost one point, so kube-scheduler's pick among nodes its own plugins score
+    alike is still ours (the simulator and the extender place identically, and FGD's consistent
+    tie-break order survives the trip), while a near-tie is worth one point (10 × weight of
+    kube-scheduler's points: 50 at the shipped weight 5, against up to 100 × weight from each of
+    its own plugins) rather than the whole range. A node that does not fit (NaN) gets 0.
     """
     scaled = np.zeros(len(values), np.int64)
     valid = np.isfinite(values)
     if valid.any():
-        top = values[valid].max()
-        best = valid & (values == top)
-        rest = valid & ~best
-        scaled[best] = MAX_EXTENDER_PRIORITY
-        if rest.any():
-            low, high = values[rest].min(), values[rest].max()
-            if high > low:
-                scaled[rest] = ((values[rest] - low) / (high - low) * (MAX_EXTENDER_PRIORITY - 1)).astype(np.int64)
-            else:
-                scaled[rest] = MAX_EXTENDER_PRIORITY - 1
+        below = values[valid].max() - values[valid]
+        steps = np.ceil(np.minimum(below / span, 1.0) * MAX_EXTENDER_PRIORITY)
+        scaled[valid] = MAX_EXTENDER_PRIORITY - steps.astype(np.int64)
     return scaled

@@ -109,7 +109,7 @@ class InProcess(Driver):
             return out
         chosen = answer.passed[0]
         if len(answer.passed) > 1:
-            scores = dict(scale_scores(self.engine.scores(request, answer.passed)))
+            scores = dict(scale_scores(self.engine.scores(request, answer.passed), self.engine.policy_of(request).span))
             top = max(scores.values())
             chosen = min(n for n in answer.passed if scores[n] == top)
         result = orjson.loads(await self.service.bind(_binding(pod, chosen)))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scheduler.core import gpu_pick
+from scheduler.core.policies import gpu_less
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 from scheduler.core.workload import Workload
@@ -36,7 +37,18 @@ class Policy:
     name: str
     summary: str
     score: Score
+    """The policy's own formula (its docstring), higher is better."""
     pick: Pick
+    span: float = 100.0
+    """How far apart two scores are when the policy prefers one node as strongly as it ever does: the
+    difference worth the extender's whole 0..10 range (`wire.scale_array`). The kube-scheduler-style
+    policies score 0..100; binpack and spread weigh utilisation by 10^6."""
+
+    def node_scores(self, state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+                    ctx: PolicyContext) -> np.ndarray:
+        """What callers rank nodes by: `score`, and a GPU-less pod's preference for GPU-less nodes."""
+        return gpu_less.prefer_gpu_less_nodes(state, pod, rows, self.score(state, pod, rows, slot_fit, ctx),
+                                              self.span)
 
 
 def pick_best_fit(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,

@@ -39,4 +39,4 @@ def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.n
     return 1e6 * gpu + 1e3 * np.where(pod.is_share, snug, 0.0) + cpu
 
 
-POLICY = Policy("binpack", "fill the fullest nodes and GPUs first", score, pick_best_fit)
+POLICY = Policy("binpack", "fill the fullest nodes and GPUs first", score, pick_best_fit, span=1e6)

@@ -22,4 +22,5 @@ def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.n
     return 1e6 * (1.0 - gpu) + 1e3 * roomiest + (1.0 - cpu)
 
 
-POLICY = Policy("spread", "the emptiest nodes and GPUs first (fewest pods per GPU)", score, pick_worst_fit)
+POLICY = Policy("spread", "the emptiest nodes and GPUs first (fewest pods per GPU)", score, pick_worst_fit,
+                span=1e6)
