@@ -6,10 +6,12 @@
   driven with the exact wire messages kube-scheduler sends (`ExtenderClient`). Its binder plays the
   API server: it records each allocation the extender commits (the pod annotations of DESIGN §3),
   which is how the simulator, like kube-scheduler, learns which GPUs a pod got.
-- `Remote`: an extender someone else started (`gpusched serve --cluster ...`, `--extender-url`), same
-  messages; after a bind the pod's GPUs are read from its `GET /state`, the pod asks for the policy by
-  annotation, and node changes (GPU failures) stay in the simulator's view (the extender learns node
-  changes from its own sync).
+- `Remote`: an extender someone else started (`gpusched serve --cluster FILE --virtual-clock`,
+  `--extender-url`), same messages; after a bind the pod's GPUs are read from its `GET /state`, the
+  pod asks for the policy by annotation, and the trace's time, its pending pods and its GPU
+  failures reach the extender through the `simulated_time` verbs. The extender must start fresh,
+  on simulated time, with the run's seed and the workload's teams, else the run is refused: any of
+  these would make it place differently from the other two modes.
 
 Both rank the same way: `best` returns every node with the top score. In-process that is the
 policy's float maximum; over HTTP it is the nodes scored 10, which `wire.scale_scores` gives to
@@ -28,6 +30,7 @@ import numpy as np
 from scheduler.core.allocation import Allocation
 from scheduler.core.engine import BindRejected, Engine
 from scheduler.core.model import Node
+from scheduler.core.quotas import QuotaConfig, Team
 from scheduler.core.reclaim_plans import current_plans
 from scheduler.core.request import PodRequest
 from scheduler.core.verdict import Reason
@@ -54,15 +57,15 @@ class Backend(Protocol):
 
     async def release(self, uid: str) -> None: ...
 
-    def node_changed(self, node: Node) -> None: ...
+    async def node_changed(self, node: Node) -> None: ...
 
-    def expire(self, now: float) -> None:
+    async def expire(self, now: float) -> None:
         """Virtual time moved to `now`: gang reservations past their deadline end (the extender's sweeper)."""
 
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         """What the reclaimer would evict now: (UIDs, "reclaim" | "gang-broken") per plan."""
 
-    def observe_pending(self, pod: PodRequest) -> None:
+    async def observe_pending(self, pod: PodRequest) -> None:
         """The Kubernetes adapter's pod watch saw `pod` pending (`Engine.observe_pending`): it may
         wait for reclaim even when kube-scheduler's own filters rejected it without asking."""
 
@@ -132,16 +135,16 @@ class InProcess:
     async def release(self, uid: str) -> None:
         self.engine.release(uid)
 
-    def node_changed(self, node: Node) -> None:
+    async def node_changed(self, node: Node) -> None:
         self.engine.upsert_node(node)
 
-    def expire(self, now: float) -> None:
+    async def expire(self, now: float) -> None:
         self.engine.expire(now)
 
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         return engine_evictions(self.engine)
 
-    def observe_pending(self, pod: PodRequest) -> None:
+    async def observe_pending(self, pod: PodRequest) -> None:
         self.engine.observe_pending(pod)
 
 
@@ -217,19 +220,19 @@ class OverHttp:
     async def release(self, uid: str) -> None:
         await self.client.release(uid)
 
-    def node_changed(self, node: Node) -> None:
+    async def node_changed(self, node: Node) -> None:
         # The extender's Kubernetes sync would deliver this; with a static cluster, hand it over directly
         # (same event loop, between requests).
         self.engine.upsert_node(node)
 
-    def expire(self, now: float) -> None:
+    async def expire(self, now: float) -> None:
         self.engine.expire(now)  # what the extender's reservation sweeper does, at virtual time
 
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         # The Kubernetes reclaimer runs in the extender's process and reads the engine: so does this.
         return engine_evictions(self.engine)
 
-    def observe_pending(self, pod: PodRequest) -> None:
+    async def observe_pending(self, pod: PodRequest) -> None:
         # So does the adapter's pod watch, which feeds the engine on the same event loop.
         self.engine.observe_pending(pod)
 
@@ -241,16 +244,39 @@ class Remote(OverHttp):
 
     @classmethod
     @asynccontextmanager
-    async def connecting(cls, url: str, names: Sequence[str], policy: str) -> AsyncIterator[Remote]:
+    async def connecting(cls, url: str, names: Sequence[str], policy: str, *, seed: int,
+                         quotas: QuotaConfig | None) -> AsyncIterator[Remote]:
+        """Refuses (ValueError) an extender that would not place as the other two modes do."""
         from simulator.extender_client import ExtenderClient
 
         async with ExtenderClient(url, timeout_s=60.0) as client:
-            known = {n["name"] for n in (await client.state()).get("nodes", [])}
+            state = await client.state()
+            if state.get("clock") != "simulated":
+                raise ValueError(f"the extender at {url} keeps wall-clock time, so its gang reservations would "
+                                 "expire by the wall clock, not the trace's: start it with "
+                                 "`gpusched serve --cluster FILE --virtual-clock`")
+            if state.get("seed") != seed:
+                raise ValueError(f"the extender at {url} breaks ties with seed {state.get('seed')}, this run with "
+                                 f"{seed}: start it with --seed {seed}")
+            wanted = _teams_yaml(quotas.teams if quotas else ())
+            served = _teams_yaml(Team(t["name"], t["guaranteedMilli"], t["maxMilli"], t["weight"])
+                                 for t in state.get("teams", {}).get("teams", []) if t.get("source") == "config")
+            if served != wanted:
+                raise ValueError(f"the extender at {url} has teams {served or '[]'}, the workload {wanted or '[]'}: "
+                                 f"start it with --config FILE holding `teams: {wanted or '[]'}`")
+            known = {n["name"] for n in state.get("nodes", [])}
             missing = sorted(set(names) - known)
             if missing:
                 raise ValueError(f"the extender at {url} does not know node(s) {', '.join(missing[:5])}"
                                  f"{' ...' if len(missing) > 5 else ''}: serve it the same cluster")
+            held, gangs, now = state.get("pods", 0), len(state.get("gangs", [])), state.get("now", 0)
+            if held or gangs or now:
+                raise ValueError(f"the extender at {url} is not fresh (its clock is at {now:g} s; it holds {held} "
+                                 f"pod(s) and knows {gangs} gang(s)), from an earlier run or its cluster file: "
+                                 "restart it with a cluster file without running pods, so that this run starts "
+                                 "from the same empty cluster and an empty workload history")
             yield cls(names, client, policy)
+
 
     def _pod(self, pod: PodRequest) -> dict:
         return super()._pod(replace(pod, policy=self.policy) if pod.policy is None else pod)
@@ -270,14 +296,19 @@ class Remote(OverHttp):
                           milli=milli, gpu_memory_mib=memory, cpu_milli=pod.cpu_milli, memory_mib=pod.memory_mib,
                           share=pod.is_share, team=pod.team_label or "")
 
-    def node_changed(self, node: Node) -> None:
-        pass
+    async def node_changed(self, node: Node) -> None:
+        await self._lab("gpu-health", {"Node": node.name, "UnhealthyGPUs": [g.index for g in node.gpus if not g.healthy]})
 
-    def expire(self, now: float) -> None:
-        pass  # the external extender sweeps its reservations by its own clock
+    async def expire(self, now: float) -> None:
+        await self._lab("clock", {"Now": now})
 
-    def observe_pending(self, pod: PodRequest) -> None:
-        pass  # a `serve --cluster` extender watches no pods: it learns of a pod only from its filter
+    async def observe_pending(self, pod: PodRequest) -> None:
+        await self._lab("pending", {"Pod": self._pod(pod)})
+
+    async def _lab(self, verb: str, message: dict) -> None:
+        error = (await self.client.call(verb, message)).get("Error", "")
+        if error:
+            raise ValueError(f"{verb}: {error}")
 
     async def evictions(self) -> list[tuple[tuple[str, ...], str]]:
         state = await self.client.state()
@@ -285,3 +316,12 @@ class Remote(OverHttp):
                for plan in state.get("reclaim", []) if plan.get("victims")]
         out += [(tuple(e["uids"]), "gang-broken") for e in state.get("gangEvictions", [])]
         return out
+
+
+def _teams_yaml(teams) -> str:
+    """Teams as a `--config` file writes them (GPUs), in name order."""
+    def gpus(milli: int) -> str:
+        return f"{milli / 1000:g}"
+    return ", ".join(f"{{name: {t.name}, guaranteed: {gpus(t.guaranteed_milli)}"
+                     + (f", max: {gpus(t.max_milli)}" if t.max_milli is not None else "")
+                     + f", weight: {t.weight:g}}}" for t in sorted(teams, key=lambda t: t.name))

@@ -99,7 +99,8 @@ async def _run(nodes: list[Node], scenario: Scenario, *, policy: str, seed: int,
     view = ClusterView(nodes)
     engine = Engine(nodes, settings=EngineSettings(policy=policy, seed=seed), quotas=quota_config(scenario))
     if extender_url:
-        async with Remote.connecting(extender_url, view.names, policy) as backend:
+        async with Remote.connecting(extender_url, view.names, policy, seed=seed,
+                                     quotas=quota_config(scenario)) as backend:
             replay = Replay(scenario, view, backend, seed=seed, progress=progress)
             await replay.run()
     elif via_http:
@@ -160,7 +161,7 @@ class Replay:
                 _, kind, _, payload = heapq.heappop(self._events)
                 changed |= await self._apply(Kind(kind), payload, t)
                 handled += 1
-            self.backend.expire(t)
+            await self.backend.expire(t)
             if changed:
                 self._retry_unschedulable()
             await self._schedule(t)
@@ -197,7 +198,7 @@ class Replay:
                      if g.index == failure.gpu else g for g in node.gpus)
         changed = replace(node, gpus=gpus)
         self.view.replace_node(changed)
-        self.backend.node_changed(changed)
+        await self.backend.node_changed(changed)
         if not healthy:
             victims = {a.uid for a in self.view.bound.values() if a.node == failure.node and failure.gpu in a.slots}
             for job in {self._job_of[uid].name: self._job_of[uid] for uid in victims}.values():
@@ -268,13 +269,13 @@ class Replay:
             if key is not None and key in failed_shapes:
                 self.recorder.skipped += 1
                 self._unschedulable[pod.uid] = entry
-                self.backend.observe_pending(pod)
+                await self.backend.observe_pending(pod)
                 continue
             self.recorder.attempts += 1
             outcome = await self.scheduler.schedule(pod)
             if outcome.alloc is None:
                 self._unschedulable[pod.uid] = entry
-                self.backend.observe_pending(pod)
+                await self.backend.observe_pending(pod)
                 if key is not None:
                     failed_shapes.add(key)
                 continue

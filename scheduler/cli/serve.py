@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import socket
+import time
 
 from scheduler.cli.errors import UsageError
 from scheduler.clusterfile import ClusterFileError, load_cluster
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decide-in-filter", action="store_true",
                         help="answer filter with the one best node, so kube-scheduler skips prioritize "
                              "(faster; other score plugins get no say)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the policies' tie-breaks (fgd-plus's node order, random's draws; default 0)")
+    parser.add_argument("--virtual-clock", action="store_true",
+                        help="--cluster only: time is what a simulation says (POST /clock, /pending), "
+                             "for `gpusched simulate --extender-url`")
     parser.add_argument("--config", metavar="FILE", help="teams, quota unit, model weights, gang settings (YAML)")
     parser.add_argument("--body-timeout", type=float, metavar="SECONDS",
                         help="a request body must arrive within this, else 408 and the connection closes (default 5)")
@@ -58,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
-    return EngineSettings(policy=args.policy)
+    return EngineSettings(policy=args.policy, seed=args.seed)
 
 
 def limits_from(args: argparse.Namespace):
@@ -95,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         if port is not None and not 0 <= port <= 65535:
             raise UsageError(f"{flag} {port} is not a TCP port")
     limits = limits_from(args)
+    if args.virtual_clock and (live or args.state_file):
+        raise UsageError("--virtual-clock is for a simulation's --cluster extender; "
+                         "it cannot be combined with --state-file, --kubeconfig or --in-cluster")
     if live:
         return _run_live(args, limits)
     from scheduler.extender.server import cluster_service, listen, serve_forever
@@ -116,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         if journal is not None:
             journal.lock()
         service = cluster_service(spec, settings=settings_from(args), journal=journal,
-                                  decide_in_filter=args.decide_in_filter, gates=gates)
+                                  decide_in_filter=args.decide_in_filter, gates=gates,
+                                  clock=None if args.virtual_clock else time.time)
     except StateFileError as e:
         _close(sockets, journal)
         raise UsageError(str(e)) from None
@@ -125,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.state_file}: {e.strerror or e}") from None
     try:
         asyncio.run(serve_forever(service, host=args.host, port=args.port, prefix=args.prefix, sockets=sockets,
-                                  limits=limits))
+                                  limits=limits, simulated_time=args.virtual_clock))
     finally:
         _close(sockets, journal)
     return 0

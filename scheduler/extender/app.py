@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from scheduler.extender import simulated_time as simulated
 from scheduler.extender import wire
 from scheduler.extender.service import ExtenderService, ReleaseRefused
 from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
@@ -31,7 +32,9 @@ MAX_BODY = 64 * 1024 * 1024
 _JSON = "application/json"
 
 
-def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits = DEFAULT_LIMITS) -> web.Application:
+def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits = DEFAULT_LIMITS,
+               simulated_time: bool = False) -> web.Application:
+    """`simulated_time`: serve the `simulated_time` verbs (a simulation's extender, never a cluster's)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[limits.middleware()])
     app[SERVICE] = service
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -43,6 +46,14 @@ def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits
     app.router.add_post(f"{prefix}/preempt", _verb("preempt", wire.decode_preemption_args, _preempt,
                                                    _preempt_error))
     app.router.add_post(f"{prefix}/release", _verb("release", _decode_release, _release, wire.encode_binding_result))
+    if simulated_time:
+        app.router.add_post(f"{prefix}/clock", _verb("clock", simulated.decode_clock, simulated.advance,
+                                                     wire.encode_binding_result))
+        app.router.add_post(f"{prefix}/pending", _verb("pending", simulated.decode_pending, simulated.pending,
+                                                       wire.encode_binding_result))
+        app.router.add_post(f"{prefix}/gpu-health", _verb("gpu-health", simulated.decode_gpu_health,
+                                                          simulated.set_gpu_health, wire.encode_binding_result))
+        service.extra_state.append(lambda: simulated.state_section(service))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

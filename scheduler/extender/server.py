@@ -25,11 +25,13 @@ log = logging.getLogger(__name__)
 
 def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None,
                     journal: StateJournal | None = None, decide_in_filter: bool = False,
-                    gates: GatesConfig | None = None, clock: Callable[[], float] = time.time) -> ExtenderService:
+                    gates: GatesConfig | None = None,
+                    clock: Callable[[], float] | None = time.time) -> ExtenderService:
     """An extender over a static cluster: the file's running pods, then the journal's record.
 
     `gates` configures teams and gangs; `clock` times gang reservations (wall time by default, so
-    deadlines recorded in the state file stay meaningful across restarts).
+    deadlines recorded in the state file stay meaningful across restarts; None: the time a
+    simulation last gave, `simulated_time`).
     """
     engine = cluster_engine(spec, settings=settings, gates=gates, clock=clock)
     service = ExtenderService(engine, binder=MemoryBinder(journal), decide_in_filter=decide_in_filter)
@@ -41,7 +43,7 @@ def cluster_service(spec: ClusterSpec, *, settings: EngineSettings | None = None
 
 
 def cluster_engine(spec: ClusterSpec, *, settings: EngineSettings | None = None, gates: GatesConfig | None = None,
-                   clock: Callable[[], float] = time.time) -> Engine:
+                   clock: Callable[[], float] | None = time.time) -> Engine:
     """The engine over a static cluster: its nodes, teams, gang settings and PodGroups, then the
     file's running pods. `serve --cluster` and `explain` both start from it."""
     gates = gates or GatesConfig()
@@ -97,9 +99,9 @@ def listen(host: str, port: int) -> list[socket.socket]:
 
 async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
                 extra_routes: Sequence = (), sockets: Sequence[socket.socket] = (),
-                limits: HttpLimits = DEFAULT_LIMITS) -> RunningServer:
+                limits: HttpLimits = DEFAULT_LIMITS, simulated_time: bool = False) -> RunningServer:
     """Listen on host:port (0 picks a free port), or on `sockets` already bound, and return the base URL."""
-    app = create_app(service, prefix=prefix, limits=limits)
+    app = create_app(service, prefix=prefix, limits=limits, simulated_time=simulated_time)
     for add in extra_routes:
         add(app)
     runner = web.AppRunner(app, access_log=None, **limits.runner_options())
@@ -118,8 +120,10 @@ async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int 
 
 
 async def serve_forever(service: ExtenderService, *, host: str, port: int, prefix: str = "",
-                        sockets: Sequence[socket.socket] = (), limits: HttpLimits = DEFAULT_LIMITS) -> None:
-    server = await start(service, host=host, port=port, prefix=prefix, sockets=sockets, limits=limits)
+                        sockets: Sequence[socket.socket] = (), limits: HttpLimits = DEFAULT_LIMITS,
+                        simulated_time: bool = False) -> None:
+    server = await start(service, host=host, port=port, prefix=prefix, sockets=sockets, limits=limits,
+                         simulated_time=simulated_time)
     log.info("gpusched extender listening on %s (policy %s)", server.url, service.engine.settings.policy)
     try:
         await asyncio.Event().wait()

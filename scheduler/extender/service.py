@@ -143,7 +143,8 @@ class ExtenderService:
             pod = parse_pod(args.pod)
         except InvalidRequest:
             return wire.encode_host_priorities([(n, 0) for n in names])
-        return wire.encode_scaled(names, wire.scale_array(self.engine.score_array(pod, names)))
+        scores = self.engine.score_array(pod, names)
+        return wire.encode_scaled(names, wire.scale_array(scores, self.engine.policy_of(pod).span))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
         arrived = time.monotonic()
@@ -211,13 +212,19 @@ class ExtenderService:
             self._flush_records()
             return alloc
 
-    def expire(self) -> list:
-        """Release gang reservations past their deadline (the app's sweeper calls this)."""
-        ended = self.engine.expire()
+    def expire(self, now: float | None = None) -> list:
+        """Release gang reservations past their deadline, by `now` or the engine's clock (the app's
+        sweeper calls this; `simulated_time` hands it the simulation's time)."""
+        ended = self.engine.expire(now)
         self._flush_records()
         for e in ended:
             log.info("gang %s: reservation %d released: %s", e.gang, e.id, e.reason)
         return ended
+
+    def observe_pending(self, pod: PodRequest) -> None:
+        """A pending pod seen outside a filter call (`Engine.observe_pending`)."""
+        self.engine.observe_pending(pod)
+        self._flush_records()
 
     def _flush_records(self) -> None:
         """Hand the gatekeeper's new records to the keeper; the books are settled after this."""

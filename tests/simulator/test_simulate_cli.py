@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -68,21 +74,14 @@ CLUSTER_YAML = """nodes:
 """
 
 
-@pytest.mark.slow
-def test_replay_against_an_extender_already_running(small_trace, tmp_path):
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    cluster = tmp_path / "cluster.yaml"
-    cluster.write_text(CLUSTER_YAML)
+@contextlib.contextmanager
+def served(cluster, *flags: str):
+    """`gpusched serve --cluster` in its own process, as a user starts it; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "serve", "--cluster", str(cluster),
-                               "--port", str(port), "--log-level", "warning"])
+                               "--port", str(port), "--log-level", "warning", *flags])
     try:
         for _ in range(100):
             try:
@@ -90,16 +89,63 @@ def test_replay_against_an_extender_already_running(small_trace, tmp_path):
                 break
             except OSError:
                 time.sleep(0.1)
-        remote, local = tmp_path / "remote", tmp_path / "local"
-        common = ["--trace", str(small_trace[1]), "--cluster", str(cluster), "--policy", "bestfit", "--quiet"]
-        assert main(["simulate", *common, "--extender-url", f"http://127.0.0.1:{port}", "--out", str(remote)]) == 0
-        assert main(["simulate", *common, "--out", str(local)]) == 0
-        # The remote extender places as the in-process core does (same policy, same books).
-        for name in ("pods.csv", "timeline.csv"):
-            assert (remote / "runs/bestfit/seed-42" / name).read_text() == (local / "runs/bestfit/seed-42" / name).read_text()
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def same_runs(remote, local, label):
+    for name in ("pods.csv", "timeline.csv"):
+        assert (remote / "runs" / label / name).read_text() == (local / "runs" / label / name).read_text()
+
+
+@pytest.mark.slow
+def test_replay_against_an_extender_already_running(small_trace, tmp_path):
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(CLUSTER_YAML)
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    common = ["--trace", str(small_trace[1]), "--cluster", str(cluster), "--policy", "bestfit", "--quiet"]
+    with served(cluster, "--virtual-clock", "--seed", "42") as url:
+        assert main(["simulate", *common, "--extender-url", url, "--out", str(remote)]) == 0
+    assert main(["simulate", *common, "--out", str(local)]) == 0
+    same_runs(remote, local, "bestfit/seed-42")  # the remote extender places as the in-process core does
+
+
+@pytest.mark.slow
+def test_gangs_and_teams_against_a_running_extender_live_in_the_traces_time(tmp_path, capsys):
+    """A generated workload (gangs with timeouts, teams, a GPU failure): reservations must end by
+    the trace's clock and pending pods must reach the extender, or the placements differ. The
+    extender must have the workload's teams and the run's seed; the refusal says what to give it."""
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(CLUSTER_YAML)
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    common = ["--generate", "4", "--cluster", str(cluster), "--policy", "fgd-plus", "--seeds", "7", "--quiet"]
+    with served(cluster, "--virtual-clock", "--seed", "7") as url:
+        assert main(["simulate", *common, "--extender-url", url, "--out", str(remote)]) == 2
+    teams = capsys.readouterr().err.split("holding `teams: ", 1)[1].split("`", 1)[0]
+    config = tmp_path / "teams.yaml"
+    config.write_text(f"teams: [{teams}]\n")
+    with served(cluster, "--virtual-clock", "--seed", "7", "--config", str(config)) as url:
+        assert main(["simulate", *common, "--extender-url", url, "--out", str(remote)]) == 0
+    assert main(["simulate", *common, "--out", str(local)]) == 0
+    same_runs(remote, local, "fgd-plus/seed-7")
+    assert "reclaim" in (local / "runs/fgd-plus/seed-7/pods.csv").read_text()  # the teams mattered
+
+
+@pytest.mark.slow
+def test_an_extender_on_wall_time_or_with_an_earlier_runs_pods_is_refused(small_trace, tmp_path, capsys):
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(CLUSTER_YAML)
+    common = ["--trace", str(small_trace[1]), "--cluster", str(cluster), "--policy", "bestfit", "--quiet"]
+    with served(cluster) as url:
+        assert main(["simulate", *common, "--extender-url", url, "--out", str(tmp_path / "a")]) == 2
+    assert "keeps wall-clock time" in capsys.readouterr().err
+    with served(cluster, "--virtual-clock", "--seed", "42") as url:
+        assert main(["simulate", *common, "--extender-url", url, "--out", str(tmp_path / "b")]) == 0
+        assert main(["simulate", *common, "--extender-url", url, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "is not fresh" in err and "restart it" in err and "Traceback" not in err
 
 
 def test_compare_puts_clusters_side_by_side(tmp_path):
