@@ -37,7 +37,8 @@ def explain(tmp_path, pod_json: dict, *extra: str) -> dict[str, dict]:
     pod_file.write_text(json.dumps(pod_json))
     result = gpusched("explain", "--cluster", str(cluster), "--pod", str(pod_file), "--json", *extra)
     assert result.returncode == 0, result.stderr
-    return {n["node"]: n for n in json.loads(result.stdout)["nodes"]}
+    [unit] = json.loads(result.stdout)["units"]
+    return {n["node"]: n for n in unit["pods"][0]["nodes"]}
 
 
 @pytest.mark.parametrize(("pod_json", "reason"), [
