@@ -164,10 +164,12 @@ def _render_unit(unit: Unit, console: Console) -> None:
             console.print("[green]placed[/]: every member, in one step")
         else:
             console.print(f"[red]cannot be placed[/]: {unit.reason}")
-        table = Table("member", "node", "GPU indices", "takes", "why not", box=None, pad_edge=False)
+        own_reasons = any(m.reason and m.reason != unit.reason for m in unit.members)  # else said once above
+        table = Table("member", "node", "GPU indices", "takes", *(("why not",) if own_reasons else ()), box=None,
+                      pad_edge=False)
         for m in unit.members:
             table.add_row(m.pod.name, m.node or "-", _indices(m), share_text(m.milli, len(m.gpu_indices)) if m.node
-                          else "-", m.reason if m.node == "" else "")
+                          else "-", *((m.reason,) if own_reasons else ()))
         console.print(table)
         if not unit.placed:
             _render_verdicts("each node for one member alone, before the gang", unit.alone, console)
@@ -204,9 +206,11 @@ def _render_terms(unit: Unit, console: Console) -> None:
     for c in unit.candidates:
         for i, (name, weight, value) in enumerate(c.terms):
             table.add_row(c.node if i == 0 else "", f"{c.raw:.6g}" if i == 0 else "",
-                          f"{c.scaled}/{MAX_EXTENDER_PRIORITY}" if i == 0 else "", name, f"{weight:g} × {value:.6g}")
-        for name, weight, value in c.inputs:
-            table.add_row("", "", "", f"[dim]{name}[/]", f"[dim]{weight:g} × {value:.6g}[/]")
+                          f"{c.scaled}/{MAX_EXTENDER_PRIORITY}" if i == 0 else "", name,
+                          f"{weight:g} × {value:.6g} = {weight * value:.6g}")
+        for i, (name, weight, value) in enumerate(c.inputs):
+            if i == 0 or value:  # the parts of x that are 0 here say nothing
+                table.add_row("", "", "", f"[dim]{name}[/]", f"[dim]{weight:g} × {value:.6g}[/]")
     console.print(table)
     if unit.gang:
         console.print("[dim]a gang's plan takes fewest nodes first, then fewest zones and racks, NVLink, "

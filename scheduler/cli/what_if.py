@@ -114,7 +114,7 @@ def _plan_unit(engine: Engine, names: list[str], sources: tuple[str, ...], membe
         held = engine.gates.gangs.reserved_for(pod.uid)
         if held is None:
             placed.append(_place_alone(engine, pod, names, answer) if answer.passed else
-                          Member(pod, reason=_why_not(answer, names), verdicts=_verdicts(engine, pod, names, answer)))
+                          Member(pod, reason=_gang_reason(answer, names), verdicts=_verdicts(engine, pod, names, answer)))
             continue
         verdicts = _verdicts(engine, pod, names, answer)
         alloc = engine.bind(pod.uid, pod.namespace, pod.name, held.node)
@@ -159,11 +159,15 @@ def _verdicts(engine: Engine, pod: PodRequest, names: list[str], answer: FilterA
                  if v.node in rejected else v for v in engine.explain(pod, names))
 
 
+def _gang_reason(answer: FilterAnswer, names: list[str]) -> str:
+    """A gang's reason is the same on every node: said once, as each member's filter says it."""
+    reasons = set({**answer.failed, **answer.unresolvable}.values())
+    return next(iter(reasons)) if len(reasons) == 1 else _why_not(answer, names)
+
+
 def _why_not(answer: FilterAnswer, names: list[str]) -> str:
     """One line, as kube-scheduler sums up a pod no node takes: "0/8 nodes are available: ..."."""
     reasons = Counter({**answer.failed, **answer.unresolvable}.values())
-    if len(reasons) == 1 and sum(reasons.values()) == len(names):
-        return next(iter(reasons))  # the same on every node: a gang's or a team's reason
     listed = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
     return f"0/{len(names)} nodes are available: {listed}"
 
