@@ -157,7 +157,8 @@ def _render_unit(unit: Unit, console: Console) -> None:
         size = f" of {unit.size}" if unit.size else ""
         head = f"[bold]{source}[/]: gang {unit.gang}{size}, {len(unit.members)} pods in the file, planned whole"
     else:
-        head = f"[bold]{source}[/]: pod {unit.members[0].pod.key}"
+        key = unit.members[0].pod.key
+        head = f"[bold]{source}[/]" if source == f"Pod {key}" else f"[bold]{source}[/]: pod {key}"
     console.print(f"{head} (policy {unit.policy})")
     if unit.gang:
         if unit.placed:
@@ -186,11 +187,13 @@ def _render_unit(unit: Unit, console: Console) -> None:
 
 def _render_verdicts(title: str, verdicts: tuple[NodeVerdict, ...], console: Console) -> None:
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for column in ("node", "fits", "raw", "GPUs it would get", "why"):
+    for column in ("node", "fits", "raw", "sent", "GPUs it would get", "why"):
         table.add_column(column)
+    scaled = dict(scale_scores([(v.node, v.score if v.fits else None) for v in verdicts]))
     for v in sorted(verdicts, key=lambda v: (not v.fits, -(v.score or 0), v.node)):
         mark = "[green]yes[/]" if v.fits else ("[red]never[/]" if v.unresolvable else "[yellow]not now[/]")
-        table.add_row(v.node, mark, f"{v.score:g}" if v.score is not None else "-", ", ".join(v.gpus) or "-",
+        sent = f"{scaled[v.node]}/{MAX_EXTENDER_PRIORITY}" if v.score is not None else "-"
+        table.add_row(v.node, mark, f"{v.score:g}" if v.score is not None else "-", sent, ", ".join(v.gpus) or "-",
                       v.reason)
     console.print(table)
 
@@ -210,7 +213,7 @@ def _render_terms(unit: Unit, console: Console) -> None:
                           f"{weight:g} × {value:.6g} = {weight * value:.6g}")
         for i, (name, weight, value) in enumerate(c.inputs):
             if i == 0 or value:  # the parts of x that are 0 here say nothing
-                table.add_row("", "", "", f"[dim]{name}[/]", f"[dim]{weight:g} × {value:.6g}[/]")
+                table.add_row("", "", "", f"[dim]{name}[/]", f"[dim]{weight:g} × {value:.6g} = {weight * value:.6g}[/]")
     console.print(table)
     if unit.gang:
         console.print("[dim]a gang's plan takes fewest nodes first, then fewest zones and racks, NVLink, "
