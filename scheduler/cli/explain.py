@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     engine = cluster_engine(spec, settings=EngineSettings(policy=args.policy), gates=gates)
     for group in manifests.pod_groups:
         engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
+    for namespace, labels in manifests.namespace_labels.items():
+        engine.gates.set_namespace_labels(namespace, labels)
     units = plan(engine, manifests.workloads, requests, top=args.top)
     if args.json:
         print(json.dumps(as_json(units, manifests, args.extender_weight), indent=2))

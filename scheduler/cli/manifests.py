@@ -17,7 +17,8 @@ Kubernetes draws the 5-character suffix at random; here it is a hash of the pod'
 the same file always gives the same names. The labels and annotations a controller adds are added
 too (job name, completion index, replica type and index); everything gang membership depends on
 comes from the pod template, as in the cluster. Kinds that create no pods (Service, Namespace,
-...) are skipped and named; any other kind is an error. Nothing here knows about placement.
+...) are skipped and named (a Namespace's labels are kept: they name its pods' team); any other
+kind is an error. Nothing here knows about placement.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Manifests:
     pod_groups: list[PodGroup] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     """"Kind namespace/name" of each document that creates no pods."""
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Labels of the file's Namespaces: a namespace's `gpusched.io/team` is its pods' team."""
 
 
 def load_manifests(path: str | Path) -> Manifests:
@@ -137,6 +140,9 @@ def _expand(doc: Any, line: int, out: Manifests) -> None:
     what = f"{kind} {namespace}/{name}"
     if kind in NO_PODS:
         out.skipped.append(what)
+        if kind == "Namespace":
+            labels = _object(meta.get("labels"), f"{what}: metadata.labels")
+            out.namespace_labels[name] = {str(k): str(v) for k, v in labels.items()}
         return
     spec = _object(doc.get("spec"), f"{what}: spec")
     if kind == "PodGroup":
