@@ -102,6 +102,8 @@ def _plan_unit(engine: Engine, names: list[str], sources: tuple[str, ...], membe
         candidates, fitting = top_candidates(engine, first, answer.passed, top)
         member = _place_alone(engine, first, names, answer)
         return Unit(sources, members=[member], candidates=candidates, fitting=fitting, policy=policy)
+    for pod in members:  # counted in the workload mix first, as they are by the time the extender plans them
+        engine.observe(pod)
     candidates, fitting = top_candidates(engine, first, names, top)
     alone = tuple(engine.explain(replace(first, gang=None), names))
     for pod in members:  # the last one pending completes the gang: the engine plans and reserves it

@@ -235,6 +235,14 @@ def test_the_table_shows_placements_terms_and_how_kube_scheduler_weighs_them(cap
     assert "gains 0..300" in out
 
 
+@pytest.mark.parametrize("flag", ["--top", "--extender-weight"])
+def test_counts_below_one_are_refused(capsys, flag):
+    with pytest.raises(SystemExit) as exit_:
+        main(["explain", "--cluster", str(MIXED), "--pod", str(GANG_4), flag, "0"])
+    assert exit_.value.code == 2
+    one_line(capsys, flag, "must be a positive integer, got 0")
+
+
 def test_an_unknown_policy_annotation_is_an_error_like_the_others(tmp_path, capsys):
     pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {gpusched.io/policy: tetris}}\n"
            "spec: {containers: [{name: c, resources: {limits: {nvidia.com/gpu: '1'}}}]}\n")
