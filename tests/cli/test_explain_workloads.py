@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scheduler.cli import main
+from scheduler.cli.explain import SHIPPED_WEIGHT
 from tests.cli.test_inputs import one_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,3 +274,8 @@ def test_workload_file_mistakes_are_one_line(tmp_path, capsys, content, fragment
     path = write(tmp_path, "w.yaml", content)
     assert main(["explain", "--cluster", str(MIXED), "--pod", str(path)]) == 2
     one_line(capsys, str(path), *fragments)
+
+
+def test_the_default_extender_weight_is_the_one_deploy_ships():
+    config = yaml.safe_load((ROOT / "deploy" / "base" / "gpu-scheduler-config.yaml").read_text())
+    assert [e["weight"] for e in config["extenders"]] == [SHIPPED_WEIGHT]

@@ -39,7 +39,7 @@ def busy_engine(nodes, placed, policy: str) -> Engine:
     return engine
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scenes())
 def test_terms_add_up_to_the_score_exactly(scene):
     nodes, placed, asked = scene
