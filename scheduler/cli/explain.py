@@ -118,6 +118,7 @@ def composition(weight: int) -> str:
 # ------------------------------------------------------------------------ JSON
 def as_json(units: list[Unit], manifests: Manifests, weight: int) -> dict:
     return {"extenderWeight": weight, "composition": composition(weight), "skipped": manifests.skipped,
+            "noPods": [w.key for w in manifests.workloads if not w.pods],
             "units": [{
                 "sources": list(u.sources), "gang": u.gang or None, "size": u.size, "policy": u.policy,
                 "placed": u.placed, "reason": u.reason, "fitting": u.fitting,
@@ -146,6 +147,9 @@ def _candidate_json(c: Candidate, weight: int) -> dict:
 def render(units: list[Unit], manifests: Manifests, weight: int, console: Console) -> None:
     if manifests.skipped:
         console.print(f"skipped (they create no pods): {', '.join(manifests.skipped)}")
+    idle = [w.key for w in manifests.workloads if not w.pods]
+    if idle:
+        console.print(f"no pods to place (suspended, or parallelism or replicas 0): {', '.join(idle)}")
     for unit in units:
         console.print()
         _render_unit(unit, console)

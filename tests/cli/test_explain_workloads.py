@@ -160,6 +160,12 @@ def test_a_pytorchjob_takes_its_gang_size_from_the_podgroup_in_the_same_file(cap
     assert {node for node, _ in where.values()} == {"a100-0", "a100-1"}
 
 
+def test_a_suspended_job_places_nothing_and_says_so(tmp_path, capsys):
+    suspended = GANG_4.read_text().replace("  backoffLimit: 0\n", "  backoffLimit: 0\n  suspend: true\n")
+    report = explain(capsys, MIXED, write(tmp_path, "suspended.yaml", suspended))
+    assert (report["units"], report["noPods"]) == ([], ["Job ml-demo/allreduce-4"])
+
+
 def test_a_pytorchjob_without_its_podgroup_waits_for_a_size(tmp_path, capsys):
     job_only = PYTORCHJOB.read_text().split("---\n", 1)[1]
     [unit] = explain(capsys, MIXED, write(tmp_path, "job.yaml", job_only))["units"]
