@@ -16,7 +16,8 @@ from scheduler.cli.errors import UsageError
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("scheduler.cli.serve", "run the scheduler extender (HTTP) for kube-scheduler"),
-    "explain": ("scheduler.cli.explain", "show, node by node, whether a pod fits, its score and why"),
+    "explain": ("scheduler.cli.explain", "where a workload's pods would go (a gang whole) and why, each node's score "
+                                         "term by term"),
     "demo": ("scheduler.cli.demo", "run the bundled demo and write its report"),
     "simulate": ("scheduler.cli.simulate", "replay a trace or generated workload through the scheduler, write a report"),
     "webhook-cert": ("scheduler.cli.webhook_cert", "write a CA and serving certificate for the admission webhook"),

@@ -32,6 +32,7 @@ from scheduler.core.gangs import GangSettings
 from scheduler.core.gatekeeper import Gatekeeper, PlanTools
 from scheduler.core.model import Node, Sharing
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
+from scheduler.core.policies.base import Breakdown
 from scheduler.core.quotas import QuotaConfig
 from scheduler.core.request import PodRequest
 from scheduler.core.selector import ModelSelector
@@ -457,6 +458,17 @@ class Engine:
             else:
                 out.append(NodeVerdict(name, False, self._message(reason, row), reason.unresolvable, None, ()))
         return out
+
+    def score_terms(self, pod: PodRequest, names: Sequence[str]) -> tuple[list[str], Breakdown | None]:
+        """The nodes of `names` where `pod` fits now (by the books, gates aside), and their scores
+        split into the policy's named terms (`Policy.explain`), without changing anything."""
+        rows, _ = self.state.rows_of(names)
+        fit = filters.fit(self.state, pod, rows[rows >= 0], self._models(pod))
+        ok = fit.fits
+        if not ok.any():
+            return [], None
+        nodes = [self.state.names[r] for r in fit.rows[ok].tolist()]
+        return nodes, self.policy_of(pod).node_terms(self.state, pod, fit.rows[ok], fit.slot_fit[ok], self._ctx())
 
     # ---------------------------------------------------------------- policies
     def pod_gate(self, pod: PodRequest) -> str:

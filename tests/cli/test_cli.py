@@ -73,7 +73,7 @@ def test_explain_prints_every_node_and_why(tmp_path):
     result = gpusched("explain", "--cluster", str(MIXED), "--pod", str(pod_file), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    by_node = {n["node"]: n for n in report["nodes"]}
+    by_node = {n["node"]: n for n in report["units"][0]["pods"][0]["nodes"]}
     assert by_node["h100-0"]["fits"] and by_node["h100-0"]["score"] == 10 and len(by_node["h100-0"]["gpus"]) == 4
     assert by_node["a100-0"]["reason"] == "GPU model not allowed by the pod" and by_node["a100-0"]["unresolvable"]
     assert by_node["cpu-0"]["reason"] == "node has no GPUs"

@@ -37,7 +37,8 @@ def explain(tmp_path, pod_json: dict, *extra: str) -> dict[str, dict]:
     pod_file.write_text(json.dumps(pod_json))
     result = gpusched("explain", "--cluster", str(cluster), "--pod", str(pod_file), "--json", *extra)
     assert result.returncode == 0, result.stderr
-    return {n["node"]: n for n in json.loads(result.stdout)["nodes"]}
+    [unit] = json.loads(result.stdout)["units"]
+    return {n["node"]: n for n in unit["pods"][0]["nodes"]}
 
 
 @pytest.mark.parametrize(("pod_json", "reason"), [
@@ -49,6 +50,20 @@ def test_a_pod_the_gates_reject_says_why_on_every_node(tmp_path, pod_json, reaso
     nodes = explain(tmp_path, pod_json)
     assert {n: (v["fits"], v["reason"], v["unresolvable"]) for n, v in nodes.items()} == {
         "a": (False, reason, True), "b": (False, reason, True)}
+
+
+def test_a_namespace_in_the_workload_file_names_its_pods_team(tmp_path):
+    # research's pods are vision's by their Namespace's label: 2 GPUs in use + 4 would pass vision's max
+    namespace = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": "research", "labels": {"gpusched.io/team": "vision"}}}
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(CLUSTER)
+    workload = tmp_path / "w.yaml"
+    workload.write_text(json.dumps(namespace) + "\n---\n" + json.dumps(pod("big", namespace="research").gpus(4).build()))
+    result = gpusched("explain", "--cluster", str(cluster), "--pod", str(workload), "--json")
+    assert result.returncode == 0, result.stderr
+    [unit] = json.loads(result.stdout)["units"]
+    assert not unit["placed"] and unit["reason"] == f"0/2 nodes are available: 2 {QUOTA}"
 
 
 def test_config_wins_over_the_cluster_files_teams(tmp_path):

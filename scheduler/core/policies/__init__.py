@@ -5,6 +5,9 @@ A policy answers two questions about a pod that passed the filter:
   better. Equal scores are true ties (kube-scheduler breaks them at random; we break them by the
   caller's tie-break). Scaling to the extender's 0..10 happens in the wire layer, nowhere else.
 - `pick(state, pod, row, slot_fit, ctx)`: which GPU slots of the chosen node the pod gets.
+- `explain(state, pod, rows, slot_fit, ctx)`: the same score split into named, weighted terms
+  (`base.Breakdown`) whose weighted sum is the score bit for bit (tests/core/test_policy_terms.py),
+  for `gpusched explain`. It sits next to `score` and reuses its helpers.
 
 Nothing registers itself on import: `POLICIES` below is the whole list.
 """

@@ -15,6 +15,49 @@ from scheduler.core.workload import Workload
 
 Score = Callable[[ClusterState, PodRequest, np.ndarray, np.ndarray, "PolicyContext"], np.ndarray]
 Pick = Callable[[ClusterState, PodRequest, int, np.ndarray, "PolicyContext"], tuple[int, ...]]
+Explain = Callable[[ClusterState, PodRequest, np.ndarray, np.ndarray, "PolicyContext"], "Breakdown"]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One named part of a score: `weight · values`, one value per scored row."""
+
+    name: str
+    weight: float
+    values: np.ndarray
+    rounding: bool = False
+    """The remainder an integer score drops (|value| < 1): what the other terms add up to, minus
+    the integer the policy returns. Only policies that round have one."""
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """A score split into its terms: `weighted_sum(terms)` is the policy's score, bit for bit.
+
+    `inputs` are what a non-linear term is computed from (FGD's saving x inside its sigmoid, split
+    into its parts): shown to explain that term, never summed into the score.
+    """
+
+    terms: tuple[Term, ...]
+    inputs: tuple[Term, ...] = ()
+
+
+def weighted_sum(terms: tuple[Term, ...], count: int) -> np.ndarray:
+    """Σ weight · values, left to right from 0, in float64: the order each policy's score adds in."""
+    total = np.zeros(count)
+    for term in terms:
+        total = total + term.weight * term.values
+    return total
+
+
+def with_rounding(terms: tuple[Term, ...], score: np.ndarray, what: str) -> tuple[Term, ...]:
+    """`terms` of an unrounded score, plus the remainder the policy's rounding drops."""
+    return (*terms, Term(what, 1.0, score - weighted_sum(terms, len(score)), rounding=True))
+
+
+def constant(name: str, weight: float, count: int) -> Term:
+    """A term every node gets alike (a base the other terms subtract from)."""
+    return Term(name, weight, np.ones(count))
 
 
 @dataclass
@@ -39,6 +82,8 @@ class Policy:
     score: Score
     """The policy's own formula (its docstring), higher is better."""
     pick: Pick
+    explain: Explain
+    """The same score split into named, weighted terms (`Breakdown`), for `gpusched explain`."""
     span: float = 100.0
     """How far apart two scores are when the policy prefers one node as strongly as it ever does: the
     difference worth the extender's whole 0..10 range (`wire.scale_array`). The kube-scheduler-style
@@ -49,6 +94,15 @@ class Policy:
         """What callers rank nodes by: `score`, and a GPU-less pod's preference for GPU-less nodes."""
         return gpu_less.prefer_gpu_less_nodes(state, pod, rows, self.score(state, pod, rows, slot_fit, ctx),
                                               self.span)
+
+    def node_terms(self, state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+                   ctx: PolicyContext) -> Breakdown:
+        """`node_scores` split into terms: `explain`, and the GPU-less preference where it applies."""
+        breakdown = self.explain(state, pod, rows, slot_fit, ctx)
+        if pod.wants_gpu:
+            return breakdown
+        preference = Term("GPU-less pod on a GPU-less node", gpu_less.PREFERENCE * self.span, gpu_less.gpu_less(state, rows))
+        return Breakdown((*breakdown.terms, preference), breakdown.inputs)
 
 
 def pick_best_fit(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,

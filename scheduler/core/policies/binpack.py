@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler.core.policies.base import Policy, PolicyContext, pick_best_fit, usable_capacity, usable_free
+from scheduler.core.policies.base import (
+    Breakdown,
+    Policy,
+    PolicyContext,
+    Term,
+    pick_best_fit,
+    usable_capacity,
+    usable_free,
+)
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 
@@ -39,4 +47,15 @@ def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.n
     return 1e6 * gpu + 1e3 * np.where(pod.is_share, snug, 0.0) + cpu
 
 
-POLICY = Policy("binpack", "fill the fullest nodes and GPUs first", score, pick_best_fit, span=1e6)
+def explain(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray, ctx: PolicyContext
+            ) -> Breakdown:
+    gpu, cpu = used_fraction_after(state, pod, rows)
+    snug = 1.0 - tightest_leftover(state, pod, rows, slot_fit) / 1000.0
+    return Breakdown((
+        Term("GPU used after (share of the node's)", 1e6, gpu),
+        Term("share: snug fit on the tightest GPU", 1e3, np.where(pod.is_share, snug, 0.0) * np.ones(len(rows))),
+        Term("CPU used after (share of the node's)", 1.0, cpu),
+    ))
+
+
+POLICY = Policy("binpack", "fill the fullest nodes and GPUs first", score, pick_best_fit, explain, span=1e6)

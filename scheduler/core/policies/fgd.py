@@ -23,7 +23,7 @@ import numpy as np
 from scheduler.core import fragmentation as frag
 from scheduler.core import gpu_pick
 from scheduler.core.policies import node_memo
-from scheduler.core.policies.base import Policy, PolicyContext
+from scheduler.core.policies.base import Breakdown, Policy, PolicyContext, Term, with_rounding
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 
@@ -43,6 +43,20 @@ def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray, c
     return ()
 
 
+def explain(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray, ctx: PolicyContext
+            ) -> Breakdown:
+    """100 · sigmoid(x) and the integer bin it falls in; x is the reduction on the picked GPU."""
+    scores, slots = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace="fgd", compute=score_rows)
+    tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
+    reduction = frag.reduction(state, rows, slot_fit, tasks, cpu_milli=pod.cpu_milli, gpus=pod.gpus,
+                               share_milli=pod.gpu_milli)
+    x = reduction[np.arange(len(rows)), np.maximum(slots, 0)] if pod.is_share else reduction.max(1)
+    saving = x / tasks.total
+    sigmoid = 1.0 / (1.0 + np.exp(-saving / 1000.0))
+    return Breakdown(with_rounding((Term("sigmoid(x / 1000)", 100.0, sigmoid),), scores, "integer bin (floor)"),
+                     inputs=(Term("x: fragmentation saved, ΔF/|M| (milli-GPU)", 1.0, saving),))
+
+
 def score_rows(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
                tasks: frag.TaskMatrix) -> tuple[np.ndarray, np.ndarray]:
     """(score [B], best slot [B] or -1) for fitting rows, uncached."""
@@ -60,4 +74,5 @@ def _sigmoid_score(reduction: np.ndarray, tasks: frag.TaskMatrix) -> np.ndarray:
     return np.floor((1.0 / (1.0 + np.exp(-x))) * 100.0)  # the artifact's int64(sigmoid(x) * 100)
 
 
-POLICY = Policy("fgd", "fragmentation gradient descent: the node whose fragmentation grows least", score, pick)
+POLICY = Policy("fgd", "fragmentation gradient descent: the node whose fragmentation grows least", score, pick,
+                explain)

@@ -33,7 +33,7 @@ import numpy as np
 from scheduler.core import fragmentation as frag
 from scheduler.core import gpu_pick, scarcity, stranding
 from scheduler.core.policies import node_memo
-from scheduler.core.policies.base import Policy, PolicyContext
+from scheduler.core.policies.base import Breakdown, Policy, PolicyContext, Term
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 
@@ -80,6 +80,31 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         packed = terms.packing * tightness(state, pod, rows) if terms.packing else 0.0
         return binned + packed + 1e-3 * order
 
+    def explain(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
+                ctx: PolicyContext) -> Breakdown:
+        """`score`'s sum term by term; x's parts (fragmentation, CPU, models) as inputs."""
+        saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=namespace, compute=local(ctx))
+        tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
+        fragmentation, _ = node_saving(state, pod, rows, slot_fit, tasks, cpu=0.0)
+        pressure = np.zeros(len(rows))
+        if terms.models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
+            phi = model_pressure(state, ctx, tasks)
+            pressure = pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
+            saving = saving - terms.models * pressure
+        inputs = (Term("x: fragmentation saved, ΔF/|M| (milli-GPU)", 1.0, fragmentation),
+                  Term("x: − cpu·ΔS, GPU stranded by CPU running out", 1.0, saving + terms.models * pressure - fragmentation),
+                  Term("x: model pressure, d·φ", -terms.models, pressure))
+        order = node_order(state, ctx)[rows]
+        if not terms.binned:
+            return Breakdown((Term("x / 1000", 1.0, saving / 1000.0), Term("seeded node order", 1e-9, order)), inputs)
+        binned = np.floor(100.0 / (1.0 + np.exp(-saving / 1000.0)))
+        sigmoid = 1.0 / (1.0 + np.exp(-saving / 1000.0))
+        parts = (Term("sigmoid(x / 1000)", 100.0, sigmoid),
+                 Term("integer bin (floor)", 1.0, binned - 100.0 * sigmoid, rounding=True))
+        if terms.packing:
+            parts += (Term("tightness after (bestfit's measure)", terms.packing, tightness(state, pod, rows)),)
+        return Breakdown((*parts, Term("seeded node order", 1e-3, order)), inputs)
+
     def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,
              ctx: PolicyContext) -> tuple[int, ...]:
         if pod.is_share:
@@ -90,7 +115,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
             return gpu_pick.whole_gpus(state, row, slot_fit, pod.gpus)
         return ()
 
-    return Policy(name, summary, score, pick)
+    return Policy(name, summary, score, pick, explain)
 
 
 def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,

@@ -28,4 +28,9 @@ def prefer_gpu_less_nodes(state: ClusterState, pod: PodRequest, rows: np.ndarray
                           span: float) -> np.ndarray:
     if pod.wants_gpu:
         return scores
-    return scores + np.where(state.gpu_count[rows] == 0, PREFERENCE * span, 0.0)
+    return scores + PREFERENCE * span * gpu_less(state, rows)
+
+
+def gpu_less(state: ClusterState, rows: np.ndarray) -> np.ndarray:
+    """float64 [B]: 1 where the node has no GPU, else 0."""
+    return (state.gpu_count[rows] == 0).astype(np.float64)

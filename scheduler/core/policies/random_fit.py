@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler.core.policies.base import Policy, PolicyContext, pick_best_fit
+from scheduler.core.policies.base import Breakdown, Policy, PolicyContext, Term, pick_best_fit
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 
@@ -28,6 +28,12 @@ def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.n
     if len(rows):
         out[np.argmax(_draws(ctx, pod, np.asarray(rows, np.uint64)))] = CHOSEN_SCORE
     return out
+
+
+def explain(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray, ctx: PolicyContext
+            ) -> Breakdown:
+    chosen = score(state, pod, rows, slot_fit, ctx) / CHOSEN_SCORE
+    return Breakdown((Term("drawn at random among the fitting nodes", CHOSEN_SCORE, chosen),))
 
 
 def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray, ctx: PolicyContext) -> tuple[int, ...]:
@@ -55,4 +61,4 @@ def _fnv1a(text: str) -> int:
     return h
 
 
-POLICY = Policy("random", "a fitting node drawn at random (FGD paper baseline)", score, pick)
+POLICY = Policy("random", "a fitting node drawn at random (FGD paper baseline)", score, pick, explain)
