@@ -33,8 +33,11 @@ _JSON = "application/json"
 
 
 def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits = DEFAULT_LIMITS,
-               simulated_time: bool = False) -> web.Application:
-    """`simulated_time`: serve the `simulated_time` verbs (a simulation's extender, never a cluster's)."""
+               release_verb: bool = True, simulated_time: bool = False) -> web.Application:
+    """`release_verb`: serve `POST /release` (a static cluster's only way to learn that a pod ended;
+    never in a live cluster, where the pod watch alone releases, and a release by anyone else would
+    give a running pod's GPUs away twice). `simulated_time`: serve the `simulated_time` verbs (a
+    simulation's extender, never a cluster's)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[limits.middleware()])
     app[SERVICE] = service
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -45,7 +48,9 @@ def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits
     app.router.add_post(f"{prefix}/bind", _verb("bind", wire.decode_binding_args, _bind, wire.encode_binding_result))
     app.router.add_post(f"{prefix}/preempt", _verb("preempt", wire.decode_preemption_args, _preempt,
                                                    _preempt_error))
-    app.router.add_post(f"{prefix}/release", _verb("release", _decode_release, _release, wire.encode_binding_result))
+    if release_verb:
+        app.router.add_post(f"{prefix}/release", _verb("release", _decode_release, _release,
+                                                       wire.encode_binding_result))
     if simulated_time:
         app.router.add_post(f"{prefix}/clock", _verb("clock", simulated.decode_clock, simulated.advance,
                                                      wire.encode_binding_result))

@@ -99,9 +99,11 @@ def listen(host: str, port: int) -> list[socket.socket]:
 
 async def start(service: ExtenderService, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
                 extra_routes: Sequence = (), sockets: Sequence[socket.socket] = (),
-                limits: HttpLimits = DEFAULT_LIMITS, simulated_time: bool = False) -> RunningServer:
-    """Listen on host:port (0 picks a free port), or on `sockets` already bound, and return the base URL."""
-    app = create_app(service, prefix=prefix, limits=limits, simulated_time=simulated_time)
+                limits: HttpLimits = DEFAULT_LIMITS, release_verb: bool = True,
+                simulated_time: bool = False) -> RunningServer:
+    """Listen on host:port (0 picks a free port), or on `sockets` already bound, and return the base
+    URL. `release_verb`, `simulated_time`: `create_app`'s."""
+    app = create_app(service, prefix=prefix, limits=limits, release_verb=release_verb, simulated_time=simulated_time)
     for add in extra_routes:
         add(app)
     runner = web.AppRunner(app, access_log=None, **limits.runner_options())

@@ -135,7 +135,8 @@ class KubeExtender:
             if context is not None:
                 self._spawn(CertificateReloader(context, s.tls_cert, s.tls_key).run(), "tls-reloader")
         await self.sync.start()
-        self.verbs = await start(self.service, host=s.host, port=s.port, prefix=s.prefix, limits=s.http)
+        self.verbs = await start(self.service, host=s.host, port=s.port, prefix=s.prefix, limits=s.http,
+                                 release_verb=False)  # the pod watch releases
         self.service.ready = True  # only now: ready means kube-scheduler's calls are answered
         log.info("gpusched extender for %s listening on %s (policy %s)", s.scheduler_name, self.verbs.url,
                  self.engine.settings.policy)
