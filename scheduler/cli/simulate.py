@@ -175,18 +175,16 @@ def _run_fgd_tasks(args, tasks, *, title: str, published_near: Path) -> int:
     if len(tasks) == 1:
         task = tasks[0]
         nodes, pods = sweep.load_trace(task.nodes, task.pods)
-        with progress.bar(f"{task.trace} {task.policy} seed {task.seed}", 1, console=console, quiet=args.quiet) as advance:
-            total = [0]
-
+        label = f"{task.trace} {task.policy} seed {task.seed}"
+        with progress.bar(f"{label}: pods", None, console=console, quiet=args.quiet) as advance:
             def on_progress(done: int, of: int) -> None:
-                if total[0] != of:
-                    advance(0)
-                    total[0] = of
-                advance(0, description=f"{task.trace} {task.policy} seed {task.seed}: {done}/{of} pods")
+                advance(0, completed=done, total=of)
 
             results = [protocol_fgd.run(nodes, pods, trace=task.trace, policy=task.policy, seed=task.seed,
                                         via_http=task.via_http, progress=on_progress)]
-            advance(1)
+            done = results[0]
+            advance(1, description=f"{label}: {done.pods} pods, {done.failed} failed, {done.seconds:.1f} s",
+                    completed=done.pods, total=done.pods)
     else:
         with progress.bar(f"{len(tasks)} runs", len(tasks), console=console, quiet=args.quiet) as advance:
             results = sweep.run_all(tasks, jobs=max(1, args.jobs),

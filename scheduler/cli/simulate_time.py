@@ -132,7 +132,8 @@ def _run_all(args, runs: list[tuple]) -> list:
     jobs = getattr(args, "jobs", 1) or 1
     if jobs <= 1 or len(runs) == 1:
         inputs = _inputs(args)
-        return [_run(args, *inputs[index], policy, seed, label=label) for index, policy, seed, label in runs]
+        return [_run(args, *inputs[index], policy, seed, label=label, step=(i, len(runs)))
+                for i, (index, policy, seed, label) in enumerate(runs, 1)]
     from concurrent.futures import ProcessPoolExecutor
 
     from simulator import progress
@@ -143,7 +144,8 @@ def _run_all(args, runs: list[tuple]) -> list:
         results = []
         for future in futures:  # in submission order: the report lists labels and seeds as asked
             results.append(future.result())
-            advance(1, description=f"{results[-1].label} seed {results[-1].seed}")
+            advance(1, description=f"{results[-1].label} seed {results[-1].seed}: "
+                                   f"{results[-1].seconds:.1f} s in its process")
     return results
 
 
@@ -162,17 +164,18 @@ def _detached_run(args, index: int, policy: str, seed: int, label: str):
                       extender_url=getattr(args, "extender_url", None), label=label).detached()
 
 
-def _run(args, nodes, scenario, policy: str, seed: int, *, label: str):
+def _run(args, nodes, scenario, policy: str, seed: int, *, label: str, step: tuple[int, int] = (1, 1)):
+    """One replay, with a bar that moves with its events (a spinner until the replay knows how many)."""
     from simulator import progress, replay
 
     url = getattr(args, "extender_url", None)
     mode = f"via {url}" if url else "over HTTP" if args.via_http else "in-process"
     label_seed = f"{label} seed {seed}"
-    with progress.bar(f"{label_seed}: replaying {scenario.name} {mode}", 1, quiet=args.quiet) as advance:
+    with progress.bar(f"{label_seed}: {mode}", None, quiet=args.quiet, step=step) as advance:
         seen = [0]
 
         def on_progress(done: int, total: int) -> None:
-            advance(0, description=f"{label_seed}: {done}/{total} events {mode}")
+            advance(0, completed=done, total=total)
             seen[0] = done
 
         try:
@@ -182,7 +185,8 @@ def _run(args, nodes, scenario, policy: str, seed: int, *, label: str):
             if not url:
                 raise
             raise UsageError(f"--extender-url {url}: {str(e).splitlines()[0]}") from None
-        advance(1, description=f"{label_seed}: {seen[0]} events, {result.seconds:.1f} s {mode}")
+        advance(1, description=f"{label_seed}: {seen[0]} events, {result.seconds:.1f} s {mode}",
+                completed=seen[0], total=seen[0])
     return result
 
 
