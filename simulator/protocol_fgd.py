@@ -56,7 +56,8 @@ class FgdResult:
     pods: int
     failed: int
     seconds: float
-    placements: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
+    placements: tuple[tuple[str, str, tuple[int, ...], int], ...] = ()
+    """(pod, node, GPU indices, milli per GPU) per placed pod, in arrival order, when asked to keep them."""
     """(pod, node, GPU slots) per placed pod, in arrival order (kept only when asked for)."""
 
     @property
@@ -153,7 +154,7 @@ async def _replay(view, backend, sequence, workload, gpus, trace, policy, seed, 
         else:
             tracker.update()
             if keep_placements:
-                placements.append((pod.name, outcome.alloc.node, outcome.alloc.slots))
+                placements.append((pod.name, outcome.alloc.node, outcome.alloc.slots, outcome.alloc.milli))
         samples.record(arrived, view.allocated_milli, tracker.amount_milli, gpus * 1000 - view.allocated_milli)
         if progress is not None and i % 256 == 0:
             progress(i, len(sequence))

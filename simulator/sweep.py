@@ -33,6 +33,8 @@ class Task:
     policy: str
     seed: int
     via_http: bool = False
+    placements: bool = False
+    """Keep every pod's placement (the report writes them as CSV)."""
 
     @property
     def trace(self) -> str:
@@ -47,7 +49,8 @@ def load_trace(nodes: str, pods: str):
 
 def run_task(task: Task) -> protocol_fgd.FgdResult:
     nodes, pods = load_trace(task.nodes, task.pods)
-    return protocol_fgd.run(nodes, pods, trace=task.trace, policy=task.policy, seed=task.seed, via_http=task.via_http)
+    return protocol_fgd.run(nodes, pods, trace=task.trace, policy=task.policy, seed=task.seed, via_http=task.via_http,
+                            keep_placements=task.placements)
 
 
 def run_all(tasks: Sequence[Task], *, jobs: int, on_done: Callable[[protocol_fgd.FgdResult], None] | None = None

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extender-url", metavar="URL",
                         help="time-driven: drive an extender already running (gpusched serve, same nodes) at URL")
     parser.add_argument("--jobs", type=int, default=1, help="parallel runs (processes) for several runs (default 1)")
+    parser.add_argument("--placements", action="store_true",
+                        help="FGD protocol: write every pod's node, GPU indices and milli per run "
+                             "(placements/TRACE/POLICY-seedN.csv; always for a single run)")
     parser.add_argument("--published", metavar="DIR", help="FGD published results (default: next to the pod lists)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -138,7 +141,9 @@ def _fgd(args: argparse.Namespace) -> int:
     nodes = _existing(args.nodes, "--nodes")
     pods = _existing(args.pods, "--pods")
     policies = parse_policies(args.policy, default=("fgd",))
-    tasks = [Task(str(nodes), str(pods), p, s, args.via_http) for p in policies for s in parse_seeds(args.seeds)]
+    seeds = parse_seeds(args.seeds)
+    keep = args.placements or len(policies) * len(seeds) == 1
+    tasks = [Task(str(nodes), str(pods), p, s, args.via_http, keep) for p in policies for s in seeds]
     return _run_fgd_tasks(args, tasks, title=f"FGD protocol: {pods.stem}", published_near=pods)
 
 
@@ -157,7 +162,8 @@ def _sweep(args: argparse.Namespace) -> int:
         files.append(path)
     policies = parse_policies(args.policy, default=FGD_POLICIES)
     seeds = parse_seeds(args.seeds or "42-51")
-    tasks = [Task(str(nodes), str(f), p, s, args.via_http) for f in files for p in policies for s in seeds]
+    tasks = [Task(str(nodes), str(f), p, s, args.via_http, args.placements) for f in files for p in policies
+             for s in seeds]
     return _run_fgd_tasks(args, tasks, title="FGD protocol sweep", published_near=files[0])
 
 
@@ -181,7 +187,8 @@ def _run_fgd_tasks(args, tasks, *, title: str, published_near: Path) -> int:
                 advance(0, completed=done, total=of)
 
             results = [protocol_fgd.run(nodes, pods, trace=task.trace, policy=task.policy, seed=task.seed,
-                                        via_http=task.via_http, progress=on_progress)]
+                                        via_http=task.via_http, keep_placements=task.placements,
+                                        progress=on_progress)]
             done = results[0]
             advance(1, description=f"{label}: {done.pods} pods, {done.failed} failed, {done.seconds:.1f} s",
                     completed=done.pods, total=done.pods)

@@ -64,10 +64,13 @@ def cells(summaries: Sequence[dict], published: Mapping) -> dict[tuple[str, str,
 def write(out: Path, results: Sequence, *, published: Mapping, title: str, notes: Sequence[str] = ()) -> Path:
     """Write every output of a set of FGD runs under `out`; returns the report.md path."""
     out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
     summaries = sorted((r.summary for r in results), key=lambda s: (s["trace"], _policy_rank(s["policy"]), s["seed"]))
     (out / "summary.json").write_text(json.dumps({"runs": summaries}, indent=1) + "\n")
     for r in results:
         _write_curve(out / "curves" / r.trace / f"{r.policy}-seed{r.seed}.csv", r.curve.rows())
+        if r.placements:
+            _write_placements(out / "placements" / r.trace / f"{r.policy}-seed{r.seed}.csv", r.placements)
     table = cells(summaries, published)
     doc = Document(title, intro=[*notes, *_headline(table)])
     traces = sorted({s["trace"] for s in summaries})
@@ -79,6 +82,32 @@ def write(out: Path, results: Sequence, *, published: Mapping, title: str, notes
     doc.write_markdown(out / "report.md")
     doc.write_html(out / "report.html")
     return out / "report.md"
+
+
+OUTPUTS = ("summary.json", "report.md", "report.html", "curves", "placements", "plots")
+"""What `write` puts in the folder; an earlier run's copies go first, so no stale curve or plot is left."""
+
+
+def _clear_previous(out: Path) -> None:
+    import shutil
+
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _write_placements(path: Path, placements) -> None:
+    """One row per placed pod, in arrival order: the node, the GPU indices it got (space-separated;
+    none for a CPU-only pod) and the thousandths of each GPU it holds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["pod", "node", "gpu_indices", "gpu_milli"])
+        for pod, node, slots, milli in placements:
+            writer.writerow([pod, node, " ".join(map(str, slots)), milli])
 
 
 def overview_table(table: Mapping, traces: Sequence[str], metric: str) -> Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -82,3 +83,22 @@ def test_cli_errors_are_one_line_and_exit_2(small_trace, tmp_path, capsys, args,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected.format(**fill) in err
+
+
+def test_placements_are_written_per_pod_and_an_earlier_runs_files_go(small_trace, tmp_path):
+    nodes, pods = small_trace
+    out = tmp_path / "out"
+    common = ["simulate", "--protocol", "fgd", "--nodes", str(nodes), "--pods", str(pods), "--out", str(out), "--quiet"]
+    assert main([*common, "--policy", "fgd,bestfit", "--seeds", "1-2", "--placements"]) == 0
+    assert (out / "placements/openb_pod_list_small/bestfit-seed2.csv").is_file()
+    assert main([*common, "--policy", "fgd", "--seeds", "3"]) == 0
+    assert sorted(p.name for p in (out / "curves/openb_pod_list_small").iterdir()) == ["fgd-seed3.csv"]
+    assert sorted(p.name for p in (out / "placements/openb_pod_list_small").iterdir()) == ["fgd-seed3.csv"]
+    rows = list(csv.DictReader((out / "placements/openb_pod_list_small/fgd-seed3.csv").open()))
+    placed = json.loads((out / "summary.json").read_text())["runs"][0]
+    assert rows and list(rows[0]) == ["pod", "node", "gpu_indices", "gpu_milli"]
+    assert len(rows) == placed["pods"] - placed["failed"]
+    for row in rows:
+        indices = row["gpu_indices"].split()
+        assert all(i.isdigit() for i in indices) and 0 <= int(row["gpu_milli"]) <= 1000
+        assert (row["gpu_milli"] == "0") == (not indices)
