@@ -33,9 +33,10 @@ def colours(labels) -> dict[str, str]:
 
 def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylabel: str, title: str,
               published: Mapping[str, np.ndarray] | None = None, xlim: tuple[float, float] | None = None,
-              xlabel: str = "arrived GPU request (% of capacity)", centre: str = "median") -> Path:
+              xlabel: str = "arrived GPU request (% of capacity)", centre: str = "median",
+              markers: Sequence[tuple[float, str]] = ()) -> Path:
     """The median (or `centre="mean"`) over runs (rows) with the 25-75 % band, per label; published medians
-    dashed."""
+    dashed; `markers` (x, what) as labelled vertical lines (a GPU failure, the last arrival)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     visible = np.ones(len(x), bool) if xlim is None else (x >= xlim[0]) & (x <= xlim[1])
     top = 0.0
@@ -55,6 +56,7 @@ def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylab
             top = max(top, float(np.nanmax(published[label][visible], initial=0.0)))
     if published:
         ax.plot([], [], color="k", ls="--", lw=1.0, label="published (median)")
+    mark(ax, markers)
     _finish(ax, title, ylabel, xlabel, xlim)
     if top > 0:
         ax.set_ylim(0, top * 1.08)
@@ -62,8 +64,10 @@ def band_plot(path: Path, x: np.ndarray, runs: Mapping[str, np.ndarray], *, ylab
 
 
 def line_plot(path: Path, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
-              ylabel: str, title: str, step: bool = False, levels: Mapping[str, float] | None = None) -> Path:
-    """Lines (or steps) per label; `levels` adds a dashed horizontal line in the label's colour."""
+              ylabel: str, title: str, step: bool = False, levels: Mapping[str, float] | None = None,
+              markers: Sequence[tuple[float, str]] = ()) -> Path:
+    """Lines (or steps) per label; `levels` adds a dashed horizontal line in the label's colour;
+    `markers` as in `band_plot`."""
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
     palette = colours(series)
     for label, (x, y) in series.items():
@@ -71,6 +75,7 @@ def line_plot(path: Path, series: Mapping[str, tuple[Sequence[float], Sequence[f
         (ax.step if step else ax.plot)(x, y, color=c, label=label, lw=1.4, **({"where": "post"} if step else {}))
         if levels and label in levels:
             ax.axhline(levels[label], color=c, ls="--", lw=0.9, alpha=0.8)
+    mark(ax, markers)
     _finish(ax, title, ylabel, xlabel, None)
     return _save(fig, path)
 
@@ -86,6 +91,20 @@ def bar_plot(path: Path, categories: Sequence[str], series: Mapping[str, Sequenc
     ax.set_xticks(x, categories, rotation=30 if len(categories) > 6 else 0, ha="right" if len(categories) > 6 else "center")
     _finish(ax, title, ylabel, None, None)
     return _save(fig, path)
+
+
+MARKER_STYLES = ((":", "0.25"), ("-.", "0.45"), ((0, (1, 3)), "0.6"))
+"""Grey line styles for markers, one per kind of event (in order of first appearance)."""
+
+
+def mark(ax, markers: Sequence[tuple[float, str]]) -> None:
+    """Vertical lines at each marker's x; one legend entry per kind of event (the text before ':')."""
+    styles: dict[str, tuple] = {}
+    for x, what in markers:
+        kind = what.split(":", 1)[0]
+        first = kind not in styles
+        style = styles.setdefault(kind, MARKER_STYLES[len(styles) % len(MARKER_STYLES)])
+        ax.axvline(x, ls=style[0], color=style[1], lw=1.1, label=kind if first else None)
 
 
 def _finish(ax, title: str, ylabel: str, xlabel: str | None, xlim) -> None:

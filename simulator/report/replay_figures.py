@@ -25,8 +25,9 @@ def time_figures(out: Path, groups: Mapping[str, Sequence]) -> list[Figure]:
                                            [row[column] for row in r.recorder.timeline]) for r in results])
                 for label, results in groups.items()}
         path = plots.band_plot(out / "plots" / f"{TIMELINE_COLUMNS[column]}.png", grid / 3600, runs, ylabel=ylabel,
-                               title=f"{ylabel} over time", xlabel="time (h)", centre="mean")
-        figures.append(Figure(path, f"{ylabel} over time: mean over {_seeds(groups)}, band 25–75 %"))
+                               title=f"{ylabel} over time", xlabel="time (h)", centre="mean",
+                               markers=events(groups))
+        figures.append(Figure(path, f"{ylabel} over time: mean over {_seeds(groups)}, band 25–75 %{_marked(groups)}"))
     return figures
 
 
@@ -56,10 +57,30 @@ def team_figures(out: Path, groups: Mapping[str, Sequence], slug) -> list[Figure
             series[team] = (grid / 3600, mean)
         levels = {t.name: t.guaranteed_gpus for t in first.scenario.teams}
         path = plots.line_plot(out / "plots" / f"teams-{slug(label)}.png", series, xlabel="time (h)",
-                               ylabel="GPUs in use", title=f"{label}: GPUs in use per team", step=True, levels=levels)
+                               ylabel="GPUs in use", title=f"{label}: GPUs in use per team", step=True, levels=levels,
+                               markers=events(groups))
         figures.append(Figure(path, f"{label}: GPUs in use per team, mean over {len(results)} engine seed(s) "
-                                    "(dashed: each team's guarantee)"))
+                                    f"(dashed: each team's guarantee){_marked(groups)}"))
     return figures
+
+
+def events(groups: Mapping[str, Sequence]) -> list[tuple[float, str]]:
+    """(hours, what) of the workload's GPU failures and repairs and its last arrival: where a
+    curve's turn has a cause (the same workload under every label)."""
+    scenario = next(iter(groups.values()))[0].scenario
+    out = []
+    for f in scenario.failures:
+        out.append((f.at_s / 3600, f"GPU failure: {f.node} GPU {f.gpu}"))
+        if f.repair_s is not None:
+            out.append(((f.at_s + f.repair_s) / 3600, f"GPU repaired: {f.node} GPU {f.gpu}"))
+    if scenario.jobs:
+        out.append((max(j.submit_s for j in scenario.jobs) / 3600, "last arrival"))
+    return out
+
+
+def _marked(groups: Mapping[str, Sequence]) -> str:
+    kinds = list(dict.fromkeys(what.split(":", 1)[0] for _, what in events(groups)))
+    return f"; vertical lines: {', '.join(kinds)}" if kinds else ""
 
 
 def _grid(groups: Mapping[str, Sequence]) -> np.ndarray:

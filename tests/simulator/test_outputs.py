@@ -48,3 +48,23 @@ def test_fgd_and_fgd_plus_are_far_apart():
     (h1, l1, _), (h2, l2, _) = hls(COLOURS["fgd"]), hls(COLOURS["fgd-plus"])
     hue = min(abs(h1 - h2), 1 - abs(h1 - h2)) * 360
     assert hue > 60 or abs(l1 - l2) > 0.3  # the old pink beside red: 44 degrees, 0.18 lighter
+
+
+def test_time_plots_mark_the_gpu_failure_and_the_last_arrival():
+    from types import SimpleNamespace
+
+    from simulator.report.replay_figures import events
+    from simulator.scenario import GpuFailure, JobSpec, Scenario
+
+    scenario = Scenario("s", (JobSpec("a", "t", 0.0, 60.0, gpus=1), JobSpec("b", "t", 5400.0, 60.0, gpus=1)),
+                        failures=(GpuFailure(1800.0, "n1", 3, repair_s=900.0),))
+    run = SimpleNamespace(scenario=scenario)
+    assert events({"fgd": [run, run]}) == [(0.5, "GPU failure: n1 GPU 3"), (0.75, "GPU repaired: n1 GPU 3"),
+                                           (1.5, "last arrival")]
+
+
+def test_the_demo_report_says_what_its_vertical_lines_are(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seeds", "42", "--in-process", "--quiet"]) == 0
+    report = (out / "report.md").read_text()
+    assert "vertical lines: GPU failure, GPU repaired, last arrival" in report  # the generated day repairs its GPU
