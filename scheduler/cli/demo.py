@@ -2,8 +2,8 @@
 HTTP extender.
 
 The extender is started on loopback (the same aiohttp app `gpusched serve` runs) and driven the
-way kube-scheduler drives it: filter, prioritize, bind, for every pod of a generated day in a
-128-GPU cluster with five teams, gangs, GPU shares, MPS pods and a GPU failure. The same workload
+way kube-scheduler drives it: filter, prioritize, bind, for every pod of a generated workload
+(400 jobs arriving over about 1.3 h, run times up to 6 h) in a 128-GPU cluster with five teams, gangs, GPU shares, MPS pods and a GPU failure. The same workload
 runs under fgd-plus (the default policy) and FGD, side by side, each under several engine seeds
 (kube-scheduler's tie-break and the policies' randomness): one run's result is not a policy's, and
 the report gives the mean, the spread and the seeds on which one policy beats the other. The
