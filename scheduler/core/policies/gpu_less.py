@@ -11,6 +11,11 @@ points (10 per extender point per unit of weight), more than its spreading plugi
 (NodeResourcesFit and NodeResourcesBalancedAllocation, weight 1 each: 200 together) and than a
 preferred node affinity (weight 2: 200), less than a PreferNoSchedule taint the pod does not
 tolerate (TaintToleration, weight 3: 300); required affinities and NoSchedule taints filter first.
+
+In a cluster such a pod reaches the extender only if it requests a managed resource, which a CPU-only
+pod does not (kube-scheduler consults an extender with `managedResources` for those pods alone), so
+there the node taint of docs/operations.md does this job; here it serves the simulator, `explain`
+and any caller that does ask.
 """
 
 from __future__ import annotations
