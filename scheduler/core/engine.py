@@ -28,6 +28,7 @@ from scheduler.core import filters
 from scheduler.core.allocation import Allocation
 from scheduler.core.candidates import Candidates, resolve
 from scheduler.core.contract import MILLI_PER_GPU
+from scheduler.core.fit_one import fit_one
 from scheduler.core.gangs import GangSettings
 from scheduler.core.gatekeeper import Gatekeeper, PlanTools
 from scheduler.core.model import Node, Sharing
@@ -313,12 +314,11 @@ class Engine:
         row = self.state.index.get(node)
         if row is None:
             raise BindRejected(f"node {node} is unknown to gpusched")
-        fit = filters.fit(self.state, pod, np.array([row]), self._models(pod))
-        code = Reason(int(fit.codes[0]))
+        code, slot_fit = fit_one(self.state, pod, row, self._models(pod))
         if code is not Reason.FITS:
             raise BindRejected(f"node {node} no longer fits {pod.key}: {self._message(code, row)}")
         if slots is None:
-            slots = self.policy_of(pod).pick(self.state, pod, row, fit.slot_fit[0], self._ctx())
+            slots = self.policy_of(pod).pick(self.state, pod, row, slot_fit, self._ctx())
         slots = tuple(int(s) for s in slots)
         fields, refused = self.gates.record_fields(pod, row, slots)
         if refused:
@@ -506,7 +506,7 @@ class Engine:
         for grant in grants:
             self.state.release(row, grant)
         try:
-            return bool(filters.fit(self.state, pod, np.array([row]), self._models(pod)).codes[0] == 0)
+            return fit_one(self.state, pod, row, self._models(pod))[0] is Reason.FITS
         finally:
             for grant in grants:
                 self.state.restore(row, grant)
