@@ -11,10 +11,12 @@ Rules kept (reference/extender-protocol.md §1):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -33,6 +35,9 @@ class ExtenderArgs:
     node_names: list[str] | None
     nodes: list[Mapping[str, Any]] | None
     """Full Node objects (nodeCacheCapable: false); their names are in `names`."""
+    pod_json: bytes | None = None
+    """The Pod exactly as it came on the wire, where the fast decoder read the body: the same
+    bytes mean the same pod, so the service parses them once for filter and prioritize."""
 
     @property
     def names(self) -> list[str]:
@@ -87,7 +92,36 @@ def _string(fields: Mapping[str, Any], key: str, go_name: str) -> str:
     return value
 
 
+class _NamesArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """What kube-scheduler sends with nodeCacheCapable: true, keys spelled as it spells them."""
+
+    Pod: msgspec.Raw
+    NodeNames: list[str]
+    Nodes: None = None
+
+
+_decode_names_args = msgspec.json.Decoder(_NamesArgs).decode
+
+
 def decode_extender_args(body: bytes) -> ExtenderArgs:
+    """Half the cost of a filter at 5,000 nodes was decoding and checking the names one by one:
+    the usual body (exact key spelling, names, no Nodes) is read by a typed decoder that checks
+    as it parses; anything else, valid or not, takes the lenient path below and its messages."""
+    try:
+        fast = _decode_names_args(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # deep nesting: orjson's 400 message
+        return _decode_extender_args(body)
+    pod_json = bytes(fast.Pod)
+    try:  # orjson refuses a few numbers and strings msgspec keeps raw: those bodies take the lenient path
+        pod = orjson.loads(pod_json)
+    except orjson.JSONDecodeError:
+        return _decode_extender_args(body)
+    if not isinstance(pod, dict):
+        return _decode_extender_args(body)
+    return ExtenderArgs(pod, fast.NodeNames, None, pod_json)
+
+
+def _decode_extender_args(body: bytes) -> ExtenderArgs:
     fields = _object(body)
     pod = _pod(fields)
     names = fields.get("nodenames")
@@ -158,8 +192,13 @@ def encode_filter_result(*, passed: Sequence[str], failed: Mapping[str, str], un
         names: list[str] | None = None
     else:
         node_list, names = None, list(passed)
-    return orjson.dumps({"Nodes": node_list, "NodeNames": names, "FailedNodes": dict(failed),
-                         "FailedAndUnresolvableNodes": dict(unresolvable), "Error": error})
+    return orjson.dumps({"Nodes": node_list, "NodeNames": names, "FailedNodes": _plain(failed),
+                         "FailedAndUnresolvableNodes": _plain(unresolvable), "Error": error})
+
+
+def _plain(reasons: Mapping[str, str]) -> dict[str, str]:
+    """A dict orjson encodes; a plain dict as it is (copying 5,000 reasons cost ~40 µs)."""
+    return reasons if type(reasons) is dict else dict(reasons)
 
 
 def encode_filter_error(message: str) -> bytes:
@@ -181,7 +220,7 @@ def encode_scaled(hosts: Sequence[str], scores: np.ndarray) -> bytes:
     if not len(hosts):
         return b"[]"
     pieces = np.empty(2 * len(hosts), dtype=object)
-    pieces[0::2] = [_HOST_PIECES.get(h) or _host_piece(h) for h in hosts]
+    pieces[0::2] = _host_pieces(hosts)
     pieces[1::2] = _SCORE_PIECES[scores]
     return b"[" + b"".join(pieces.tolist())[:-1] + b"]"
 
@@ -190,6 +229,17 @@ _SCORE_PIECES = np.array([f"{score}}},".encode() for score in range(MAX_EXTENDER
 _HOST_PIECES: dict[str, bytes] = {}
 _HOST_PIECES_LIMIT = 200_000
 """Node names kept encoded; a cluster has at most tens of thousands, so this bound is only a backstop."""
+
+
+def _host_pieces(hosts: Sequence[str]) -> Sequence[bytes]:
+    """Each host's piece; known hosts are looked up in one C loop (`itemgetter`), a third
+    cheaper at 5,000 hosts than a comprehension."""
+    if len(hosts) > 1:
+        try:
+            return operator.itemgetter(*hosts)(_HOST_PIECES)
+        except KeyError:
+            pass
+    return [_HOST_PIECES.get(h) or _host_piece(h) for h in hosts]
 
 
 def _host_piece(host: str) -> bytes:
