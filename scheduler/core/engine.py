@@ -263,18 +263,25 @@ class Engine:
 
     def score_array(self, pod: PodRequest, names: Sequence[str]) -> np.ndarray:
         """float64 [len(names)]: the pod's policy score per name, NaN where it does not fit now."""
+        return self.scored(pod, names)[0]
+
+    def scored(self, pod: PodRequest, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """`score_array`, and each name's state row where the engine knows them without a lookup
+        (the prioritize right after its filter, every name fitting), else None."""
         self.observe(pod)
         out = np.full(len(names), np.nan)
         planned = self.gates.planned_node(pod)
         if planned is not None:  # a reserved gang member fits its planned node only
             out[[i for i, n in enumerate(names) if n == planned]] = 1.0
-            return out
+            return out, None
         if self.pod_gate(pod):
-            return out
+            return out, None
         last = self._last_fit
+        known = None
         if (last is not None and last[0] == pod.uid and last[1] == self.state.generation
                 and last[2] == names):  # prioritize right after filter: the same fitting nodes
             position, rows, slot_fit = np.arange(len(names)), last[3], last[4]
+            known = rows
         else:
             cands = self._candidates(names)
             fit = filters.fit(self.state, pod, cands.index, self._models(pod))
@@ -282,7 +289,7 @@ class Engine:
             position, rows, slot_fit = cands.position[ok], fit.rows[ok], fit.slot_fit[ok]
         if len(rows):
             out[position] = self.policy_of(pod).score(self.state, pod, rows, slot_fit, self._ctx())
-        return out
+        return out, known
 
     def fit_rows(self, pod: PodRequest, rows: np.ndarray | slice) -> tuple[str, filters.Fit | None]:
         """`filter` over state rows instead of names, for in-process callers (the simulator): the

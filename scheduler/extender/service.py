@@ -117,6 +117,8 @@ class ExtenderService:
         self._committing: dict[str, asyncio.Task] = {}
         """Pod UID -> its bind being committed."""
         self.pods = PodCache()
+        self.host_pieces = wire.HostPieces()
+        """Prioritize answers' host pieces by node row (a row's name is fixed until the node set changes)."""
         """Filter and the prioritize after it parse the same Pod bytes once."""
 
     # ------------------------------------------------------------------ verbs
@@ -149,7 +151,12 @@ class ExtenderService:
             pod = self.pods.parse(args.pod, args.pod_json)
         except InvalidRequest:
             return wire.encode_host_priorities([(n, 0) for n in names])
-        return wire.encode_scaled(names, wire.scale_array(self.engine.score_array(pod, names)))
+        scores, rows = self.engine.scored(pod, names)
+        if rows is None:
+            return wire.encode_scaled(names, wire.scale_array(scores))
+        state = self.engine.state
+        self.host_pieces.reset(state.structure_version, state.rows)
+        return wire.encode_scaled_rows(self.host_pieces, rows, names, wire.scale_array(scores))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
         arrived = time.monotonic()

@@ -219,10 +219,46 @@ def encode_scaled(hosts: Sequence[str], scores: np.ndarray) -> bytes:
     """
     if not len(hosts):
         return b"[]"
-    pieces = np.empty(2 * len(hosts), dtype=object)
-    pieces[0::2] = _host_pieces(hosts)
+    return _join_scaled(_host_pieces(hosts), scores)
+
+
+def encode_scaled_rows(table: HostPieces, rows: np.ndarray, hosts: Sequence[str], scores: np.ndarray) -> bytes:
+    """`encode_scaled` where each host's state row is known: its piece comes from `table` by row,
+    one array lookup instead of one dict lookup per host."""
+    if not len(hosts):
+        return b"[]"
+    return _join_scaled(table.pieces(rows, hosts), scores)
+
+
+def _join_scaled(host_pieces: Sequence[bytes] | np.ndarray, scores: np.ndarray) -> bytes:
+    pieces = np.empty(2 * len(host_pieces), dtype=object)
+    pieces[0::2] = host_pieces
     pieces[1::2] = _SCORE_PIECES[scores]
     return b"[" + b"".join(pieces.tolist())[:-1] + b"]"
+
+
+class HostPieces:
+    """Each node row's encoded `{"Host":"...","Score":` piece, filled as rows are first seen and
+    started afresh when the node set changes (`version`)."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self._pieces = np.empty(0, dtype=object)
+        self._filled = np.zeros(0, bool)
+
+    def reset(self, version: int, rows: int) -> None:
+        if version != self.version or rows != len(self._pieces):
+            self.version = version
+            self._pieces = np.empty(rows, dtype=object)
+            self._filled = np.zeros(rows, bool)
+
+    def pieces(self, rows: np.ndarray, hosts: Sequence[str]) -> np.ndarray:
+        """The pieces of `hosts`, which are the nodes of `rows` (same order)."""
+        if not self._filled[rows].all():
+            for i in np.flatnonzero(~self._filled[rows]).tolist():
+                self._pieces[rows[i]] = _HOST_PIECES.get(hosts[i]) or _host_piece(hosts[i])
+            self._filled[rows] = True
+        return self._pieces[rows]
 
 
 _SCORE_PIECES = np.array([f"{score}}},".encode() for score in range(MAX_EXTENDER_PRIORITY + 1)], dtype=object)
