@@ -99,13 +99,10 @@ def _groups(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:
     if not len(rejected):
         return []
     found = codes[rejected]
-    first = int(found[0])
-    if (found == first).all():  # the usual case: one reason for every rejected node
-        return [(first, rejected)]
-    order = np.argsort(found, kind="stable")
-    found = found[order]
-    starts = np.flatnonzero(np.diff(found)) + 1
-    return list(zip(found[np.r_[0, starts]].tolist(), np.split(rejected[order], starts), strict=True))
+    present = np.flatnonzero(np.bincount(found)).tolist()  # codes are small integers (`Reason`)
+    if len(present) == 1:  # the usual case: one reason for every rejected node
+        return [(present[0], rejected)]
+    return [(code, rejected[found == code]) for code in present]
 
 
 class Engine:
