@@ -19,17 +19,18 @@ file does not know is an error (a node with `gpu:` for `gpus:` would otherwise h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import yaml
 
 from scheduler.core.allocation import Allocation
 from scheduler.core.model import Gpu, Node, Sharing
-from scheduler.core.nodeinfo import NodeInfoError, gpus_from_list
+from scheduler.core.nodeinfo import NodeInfoError, gpus_from_list, shared_peers
 
 
 class ClusterFileError(ValueError):
@@ -55,6 +56,10 @@ def load_cluster(path: str | Path) -> ClusterSpec:
         text = path.read_bytes()
     except OSError as e:
         raise ClusterFileError(f"{path}: {e.strerror or e}") from None
+    if path.suffix == ".json":
+        spec = _parse_json_by_item(text)
+        if spec is not None:
+            return spec
     try:
         data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (orjson.JSONDecodeError, yaml.YAMLError) as e:
@@ -69,20 +74,45 @@ def load_cluster(path: str | Path) -> ClusterSpec:
         raise ClusterFileError(f"{path}: {e}") from None
 
 
-def parse_cluster(data: Any) -> ClusterSpec:
+def _parse_json_by_item(text: bytes) -> ClusterSpec | None:
+    """A JSON file decoded one node and one pod at a time, or None where anything is wrong with it
+    (then the whole-file path decodes it and says what).
+
+    Decoding the whole file first held every node's dicts at once: at 50,000 nodes x 8 GPUs
+    ~150 MB more at the peak, and the resident size never came back down (the freed dicts were
+    interleaved with the nodes kept). Item by item, each node's dicts are freed before the next."""
+    try:
+        top = _decode_sections(text)
+        lists = {key: _decode_items(top[key]) for key in ("nodes", "pods") if key in top}
+        sections = {key: orjson.loads(memoryview(raw)) for key, raw in top.items() if key not in lists}
+        return parse_cluster({**sections, **lists}, item=_item)
+    except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError, ClusterFileError):
+        return None  # the whole-file path finds the same fault, and says it as it always has
+
+
+def _item(raw: msgspec.Raw) -> Any:
+    return orjson.loads(memoryview(raw))
+
+
+_decode_sections = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_decode_items = msgspec.json.Decoder(list[msgspec.Raw] | None).decode
+
+
+def parse_cluster(data: Any, *, item: Callable[[Any], Any] = lambda entry: entry) -> ClusterSpec:
+    """`item` turns each entry of `nodes` and `pods` into its mapping (by default it is one)."""
     if not isinstance(data, Mapping):
         raise ClusterFileError("expected a mapping with a 'nodes' list")
     nodes_data = data.get("nodes")
     if not isinstance(nodes_data, list) or not nodes_data:
         raise ClusterFileError("'nodes' must be a non-empty list")
-    nodes = [_node(n, f"nodes[{i}]") for i, n in enumerate(nodes_data)]
+    nodes = [_node(item(n), f"nodes[{i}]") for i, n in enumerate(nodes_data)]
     by_name: dict[str, Node] = {}
     for i, node in enumerate(nodes):
         if node.name in by_name:
             first = next(j for j, n in enumerate(nodes) if n.name == node.name)
             raise ClusterFileError(f"nodes[{i}]: duplicate node name {node.name!r} (also nodes[{first}])")
         by_name[node.name] = node
-    pods = [_pod(p, f"pods[{i}]", by_name) for i, p in enumerate(data.get("pods") or [])]
+    pods = [_pod(item(p), f"pods[{i}]", by_name) for i, p in enumerate(data.get("pods") or [])]
     uids = [p.uid for p in pods]
     if len(set(uids)) != len(uids):
         raise ClusterFileError("pod UIDs must be unique")
@@ -134,9 +164,9 @@ def _identical_gpus(node: str, spec: Mapping[str, Any], where: str) -> tuple[Gpu
 
     def peers(i: int) -> tuple[int, ...]:
         if nvlink == "all":
-            return tuple(j for j in range(count) if j != i)
+            return shared_peers(tuple(j for j in range(count) if j != i))
         if nvlink == "pairs":
-            return (i ^ 1,) if (i ^ 1) < count else ()
+            return shared_peers((i ^ 1,) if (i ^ 1) < count else ())
         return ()
 
     return tuple(Gpu(index=i, uuid=f"GPU-{node}-{i}", model=model, memory_mib=memory, sharing=sharing,

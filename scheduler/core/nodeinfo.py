@@ -11,6 +11,7 @@ Pure: the caller decodes JSON and decides staleness (it owns the clock).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,13 +43,26 @@ def gpu_from_dict(entry: Mapping[str, Any], *, where: str = "gpu") -> Gpu:
         peers = entry.get("nvlinkPeers") or []
         if not isinstance(peers, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in peers):
             raise NodeInfoError(f"{where}: 'nvlinkPeers' must be a list of GPU indices")
-        return Gpu(index=index, uuid=uuid, model=model, memory_mib=memory, sharing=sharing,
+        return Gpu(index=index, uuid=uuid, model=shared_model(model), memory_mib=memory, sharing=sharing,
                    mig_enabled=_bool(entry, "migEnabled", where, False), healthy=_bool(entry, "healthy", where, True),
-                   nvlink_peers=tuple(peers), unhealthy_reason=str(entry.get("unhealthyReason") or ""))
+                   nvlink_peers=shared_peers(tuple(peers)), unhealthy_reason=str(entry.get("unhealthyReason") or ""))
     except ValueError as e:
         if isinstance(e, NodeInfoError):
             raise
         raise NodeInfoError(f"{where}: {e}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def shared_peers(peers: tuple[int, ...]) -> tuple[int, ...]:
+    """One tuple object for equal peer lists: at 50,000 nodes x 8 GPUs a tuple per GPU was 45 MB
+    of a cluster's 210 MB of live objects, for a handful of distinct values."""
+    return peers
+
+
+@functools.lru_cache(maxsize=4096)
+def shared_model(model: str) -> str:
+    """One string object per model name, for the same reason as `shared_peers`."""
+    return model
 
 
 def gpus_from_list(entries: Sequence[Any], *, where: str) -> tuple[Gpu, ...]:

@@ -13,6 +13,7 @@ that leaves this module fits the int64 arrays of the books.
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -49,8 +50,18 @@ def parse_quantity(text: object) -> Fraction:
         if text != text or text in (float("inf"), float("-inf")):
             raise QuantityError(f"not a quantity: {text!r}")
         return _bounded(Fraction(str(text)), text)
+    if type(text) is str:
+        return _parse_text(text)
     if not isinstance(text, str):
         raise QuantityError(f"not a quantity: {quoted(text)}")
+    return _parse_text.__wrapped__(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Fraction:
+    """A quantity string's value, remembered: a cluster's pods spell their requests with a few
+    dozen strings ("1", "4Gi", "500m"), and the exact arithmetic was most of parsing a pod.
+    A pure function of the text with an immutable answer; refusals raise again each time."""
     stripped = text.strip()
     if len(stripped) > MAX_TEXT_LENGTH:
         raise QuantityError(f"{quoted(text)} is longer than a quantity can be ({MAX_TEXT_LENGTH} characters)")

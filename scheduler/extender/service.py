@@ -35,6 +35,7 @@ from scheduler.core.verdict import MESSAGES
 from scheduler.core.view import state_view
 from scheduler.extender import wire
 from scheduler.extender.metrics import ExtenderMetrics
+from scheduler.extender.pod_cache import PodCache
 
 log = logging.getLogger(__name__)
 _REASON_NAMES = {message: reason.name.lower() for reason, message in MESSAGES.items()}
@@ -115,20 +116,27 @@ class ExtenderService:
         timeout to it, whatever the answer said (`gpusched_bind_late_total`)."""
         self._committing: dict[str, asyncio.Task] = {}
         """Pod UID -> its bind being committed."""
+        self.pods = PodCache()
+        self.host_pieces = wire.HostPieces()
+        """Prioritize answers' host pieces by node row (a row's name is fixed until the node set changes)."""
+        """Filter and the prioritize after it parse the same Pod bytes once."""
 
     # ------------------------------------------------------------------ verbs
     def filter(self, args: wire.ExtenderArgs) -> bytes:
         names = args.names
         try:
-            pod = parse_pod(args.pod)
+            pod = self.pods.parse(args.pod, args.pod_json)
         except InvalidRequest as e:
             self.metrics.rejections.labels("invalid_request").inc(len(names))
             return wire.encode_filter_result(passed=[], failed={}, unresolvable=dict.fromkeys(names, f"invalid GPU request: {e}"),
                                              nodes=args.nodes)
         answer = self.engine.filter(pod, names)
         self._flush_records()
-        self._count_rejections(answer.failed)
-        self._count_rejections(answer.unresolvable)
+        if answer.tally is not None:
+            self._count_groups(answer.tally)
+        else:
+            self._count_groups(Counter(answer.failed.values()))
+            self._count_groups(Counter(answer.unresolvable.values()))
         passed = answer.passed
         if self.decide_in_filter and len(passed) > 1:
             scores = self.engine.score_array(pod, passed)
@@ -140,11 +148,16 @@ class ExtenderService:
     def prioritize(self, args: wire.ExtenderArgs) -> bytes:
         names = args.names
         try:
-            pod = parse_pod(args.pod)
+            pod = self.pods.parse(args.pod, args.pod_json)
         except InvalidRequest:
             return wire.encode_host_priorities([(n, 0) for n in names])
-        scores = self.engine.score_array(pod, names)
-        return wire.encode_scaled(names, wire.scale_array(scores, self.engine.policy_of(pod).span))
+        scores, rows = self.engine.scored(pod, names)
+        span = self.engine.policy_of(pod).span
+        if rows is None:
+            return wire.encode_scaled(names, wire.scale_array(scores, span))
+        state = self.engine.state
+        self.host_pieces.reset(state.structure_version, state.rows)
+        return wire.encode_scaled_rows(self.host_pieces, rows, names, wire.scale_array(scores, span))
 
     async def bind(self, args: wire.BindingArgs) -> bytes:
         arrived = time.monotonic()
@@ -244,9 +257,8 @@ class ExtenderService:
     def explain_pod(self, pod: PodRequest):
         return self.engine.explain(pod)
 
-    def _count_rejections(self, reasons: dict[str, str]) -> None:
-        if not reasons:
-            return
-        for message, n in Counter(reasons.values()).items():
+    def _count_groups(self, tally: dict[str, int]) -> None:
+        """Rejections by reason label, from how many nodes got each message."""
+        for message, n in tally.items():
             label = _REASON_NAMES.get(message) or _GATE_LABELS.get(message.split(" ", 1)[0], "other")
             self.metrics.rejections.labels(label).inc(n)

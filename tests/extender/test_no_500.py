@@ -133,6 +133,9 @@ class FaultyEngine(Engine):
     def score_array(self, pod, names):
         raise RuntimeError("bug in prioritize")
 
+    def scored(self, pod, names):
+        raise RuntimeError("bug in prioritize")
+
     def preempt(self, pod, victims):
         raise RuntimeError("bug in preempt")
 

@@ -24,10 +24,12 @@ from scheduler.core.workload import Workload
 
 MEMO_LIMIT = 512
 """Pod shapes cached per policy (a trace has ~100-450; each entry is three arrays over nodes)."""
-BYTES_PER_ROW = 24
-"""An entry's cost per node row: version (int64), value (float64), slot (int64)."""
-MEMO_BYTES = 64 << 20
-"""...and no more entries than fit this many bytes: at 20,000 nodes 139 shapes, not 512 (245 MB).
+BYTES_PER_ROW = 17
+"""An entry's cost per node row: version (int64), value (float64), slot (int8: a node has at most
+64 GPU slots, and -1 for none; handed out as int64)."""
+MEMO_BYTES = 48 << 20
+"""...and no more entries than fit this many bytes: at 20,000 nodes 148 shapes, not 512; at 50,000
+nodes 59 (the RSS target of 400 MiB at 50,000 nodes x 8 GPUs leaves the cache ~50 MB).
 The least recently used shape goes first: a cluster's few common shapes stay warm."""
 
 GROUP_ABOVE = 64
@@ -84,7 +86,7 @@ def cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.
         while len(memos) >= memo_limit(state.rows):
             memos.pop(next(iter(memos)))  # the least recently used shape
         entry = _Entry(workload, state.structure_version, np.full(state.rows, -1, np.int64),
-                       np.zeros(state.rows), np.full(state.rows, -1, np.int64))
+                       np.zeros(state.rows), np.full(state.rows, -1, np.int8))
     memos[key] = entry
     stale = entry.version[rows] != state.version[rows]
     if stale.any():
@@ -100,4 +102,4 @@ def cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.
             first, inverse = group_rows(alike)
         value, slot = compute(state, pod, sub[first], fits[first], tasks_of(state, workload, ctx))
         entry.value[sub], entry.slot[sub], entry.version[sub] = value[inverse], slot[inverse], state.version[sub]
-    return entry.value[rows], entry.slot[rows]
+    return entry.value[rows], entry.slot[rows].astype(np.int64)
