@@ -50,6 +50,9 @@ class Terms:
     """Weight of the model pressure φ."""
     packing: float = 0.0
     """Within a bin, prefer the node left tightest in CPU and GPU (bestfit's measure), 0..0.5 of a point."""
+    adaptive: bool = False
+    """Scale the CPU weight by how much stranding can matter on this cluster for this workload
+    (`stranding.relevance` of the CPU slack σ); False: the constant weight, as tuned on openb."""
 
     def __post_init__(self) -> None:
         if self.cpu < 0 or self.models < 0 or not 0 <= self.packing <= 0.5:
@@ -57,19 +60,26 @@ class Terms:
 
 
 def make(name: str, summary: str, terms: Terms) -> Policy:
-    namespace = f"fgd-plus:{terms.cpu}"  # the cached part depends on the CPU weight only
+    def weighted(state: ClusterState, pod: PodRequest, ctx: PolicyContext) -> tuple[float, frag.TaskMatrix]:
+        """(the CPU weight for this cluster and workload, M's task matrix)."""
+        tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
+        if not (terms.cpu and terms.adaptive):
+            return terms.cpu, tasks
+        return terms.cpu * cpu_relevance(state, ctx, tasks), tasks
 
-    def local(ctx: PolicyContext) -> node_memo.Compute:
+    def local(ctx: PolicyContext, cpu: float) -> node_memo.Compute:
         def compute(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
                     tasks: frag.TaskMatrix) -> tuple[np.ndarray, np.ndarray]:
-            demand = per_workload(ctx, "cpu-demand", tasks, stranding.cpu_demand) if terms.cpu else None
-            return node_saving(state, pod, rows, slot_fit, tasks, cpu=terms.cpu, demand=demand)
+            demand = per_workload(ctx, "cpu-demand", tasks, stranding.cpu_demand) if cpu else None
+            return node_saving(state, pod, rows, slot_fit, tasks, cpu=cpu, demand=demand)
         return compute
 
     def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
               ctx: PolicyContext) -> np.ndarray:
-        saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=namespace, compute=local(ctx))
-        tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
+        cpu, tasks = weighted(state, pod, ctx)
+        # the cached part depends on the CPU weight only
+        saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=f"fgd-plus:{cpu}",
+                                        compute=local(ctx, cpu))
         if terms.models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
             phi = model_pressure(state, ctx, tasks)
             saving = saving - terms.models * pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
@@ -83,8 +93,9 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
     def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,
              ctx: PolicyContext) -> tuple[int, ...]:
         if pod.is_share:
-            _, slot = node_memo.cached(state, pod, np.array([row]), slot_fit[None, :], ctx, namespace=namespace,
-                                       compute=local(ctx))
+            cpu, _ = weighted(state, pod, ctx)
+            _, slot = node_memo.cached(state, pod, np.array([row]), slot_fit[None, :], ctx,
+                                       namespace=f"fgd-plus:{cpu}", compute=local(ctx, cpu))
             return (int(slot[0]),)
         if pod.gpus:
             return gpu_pick.whole_gpus(state, row, slot_fit, pod.gpus)
@@ -124,6 +135,19 @@ def per_workload(ctx: PolicyContext, key: str, tasks: frag.TaskMatrix, derive: C
     return cached[1]
 
 
+def cpu_relevance(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> float:
+    """`stranding.relevance` of σ = (CPU of the GPU nodes) / (their GPUs · M's CPU per GPU); two
+    reductions over the node arrays per call, the rest cached per (CPU, GPUs, M)."""
+    gpus = state.gpu_count[:state.size]
+    key = (int(state.cpu_total[:state.size][gpus > 0].sum()), int(gpus.sum()) * 1000)
+    cached = ctx.memo.get("cpu-relevance")
+    if cached is None or cached[0] != key or cached[1] is not tasks:
+        demand = per_workload(ctx, "cpu-demand", tasks, stranding.cpu_demand)
+        cached = (key, tasks, stranding.relevance(stranding.cpu_slack(*key, demand)))
+        ctx.memo["cpu-relevance"] = cached
+    return cached[2]
+
+
 def model_pressure(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> np.ndarray:
     """φ per model id, recomputed when the books change (`generation`), shared by the variants."""
     cached = ctx.memo.get("model-pressure")
@@ -160,5 +184,8 @@ FGD_EXACT = make("fgd-exact", "FGD scored by the exact fragmentation change (no 
 FGD_BESTFIT = make("fgd-bestfit", "FGD, ties to the node left tightest (best-fit)", Terms(packing=0.5))
 FGD_CPU = make("fgd-cpu", "FGD plus the GPU stranded when CPU runs out", Terms(cpu=1.0))
 FGD_MODELS = make("fgd-models", "FGD plus the pressure on GPU models that constrained pods need", Terms(models=0.5))
-FGD_PLUS = make("fgd-plus", "FGD plus stranded GPU (CPU) and model pressure", Terms(cpu=1.0, models=0.5))
-POLICIES = (FGD_EXACT, FGD_BESTFIT, FGD_CPU, FGD_MODELS, FGD_PLUS)
+FGD_PLUS_FIXED = make("fgd-plus-fixed", "FGD plus stranded GPU (CPU, constant weight) and model pressure",
+                      Terms(cpu=1.0, models=0.5))
+FGD_PLUS = make("fgd-plus", "FGD plus stranded GPU (CPU, weighted by how scarce CPU is) and model pressure",
+                Terms(cpu=1.0, models=0.5, adaptive=True))
+POLICIES = (FGD_EXACT, FGD_BESTFIT, FGD_CPU, FGD_MODELS, FGD_PLUS_FIXED, FGD_PLUS)
