@@ -103,7 +103,9 @@ def stored_runs(*, forget: set[str]) -> dict[tuple[str, str, str, int], dict]:
 
 def save_runs(runs: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "runs.json").write_text(json.dumps([{"key": list(k), "summary": v} for k, v in sorted(runs.items())]))
+    partial = OUT / "runs.json.partial"  # renamed into place: a run stopped mid-write keeps the last good file
+    partial.write_text(json.dumps([{"key": list(k), "summary": v} for k, v in sorted(runs.items())]))
+    partial.replace(OUT / "runs.json")
 
 
 def write_report(out: Path, runs: dict, names: list[str], pods: list[str], policies: list[str], seeds: list[int],

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scheduler.core.fragmentation import TaskMatrix
+from scheduler.core.state import ClusterState
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ def cpu_slack(cpu_milli: float, gpu_milli: float, demand: CpuDemand) -> float:
     filled them, ρ̄ = Σ_m q_m ρ_m. inf when M has no GPU demand or the cluster no GPU."""
     need = gpu_milli * float(demand.ratio @ demand.weight) if len(demand.ratio) else 0.0
     return cpu_milli / need if need > 0 else float("inf")
+
+
+def cluster_slack(state: ClusterState, demand: CpuDemand) -> float:
+    """`cpu_slack` of the nodes that have GPUs (a CPU-only node's CPU serves no GPU)."""
+    gpus = state.gpu_count[:state.size]
+    return cpu_slack(float(state.cpu_total[:state.size][gpus > 0].sum()), 1000.0 * float(gpus.sum()), demand)
 
 
 SLACK_FULL = 2.0
