@@ -69,20 +69,20 @@ def cluster_slack(state: ClusterState, demand: CpuDemand) -> float:
     return cpu_slack(float(state.cpu_total[:state.size][gpus > 0].sum()), 1000.0 * float(gpus.sum()), demand)
 
 
-SLACK_FULL = 2.0
-SLACK_NONE = 4.0
+SLACK_FULL = 1.75
+SLACK_NONE = 2.0
 
 
 def relevance(slack: float) -> float:
     """How much the stranding term should count, from σ (`cpu_slack`), in [0, 1]:
 
-        0                        σ < 1    too little CPU even for the GPU pods: GPUs are stranded
-                                          whatever the placement, the term only moves where
-        1                        1 ≤ σ ≤ 2   CPU enough, but CPU-only and CPU-hungry pods can eat it
-        (4 − σ) / 2              2 < σ < 4
-        0                        σ ≥ 4    CPU to spare: a node runs out only in corners, and
-                                          pulling pods away from them costs more fragmentation
-                                          than it saves
+        0                        σ < 1        too little CPU even for the GPU pods: GPUs are stranded
+                                              whatever the placement, the term only moves where
+        1                        1 ≤ σ ≤ 1.75 CPU enough, but CPU-only and CPU-hungry pods can eat it
+        (2 − σ) / 0.25           1.75 < σ < 2 (no cliff)
+        0                        σ ≥ 2        CPU to spare: a node runs out only in corners, and
+                                              pulling pods away from them costs more fragmentation
+                                              than it saves
     """
     if slack < 1.0:
         return 0.0

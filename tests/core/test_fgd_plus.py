@@ -76,8 +76,9 @@ def test_cpu_slack_is_the_clusters_cpu_over_what_the_gpu_pods_would_take():
 
 @pytest.mark.parametrize(("slack", "expected"), [
     (0.5, 0.0), (0.99, 0.0),          # CPU short even for the GPU pods: stranding is unavoidable
-    (1.0, 1.0), (1.6, 1.0), (2.0, 1.0),  # tight but sufficient (openb: 1.6)
-    (3.0, 0.5), (4.0, 0.0), (5.6, 0.0), (float("inf"), 0.0),  # plenty (spot 2026: 5.6)
+    (1.0, 1.0), (1.6, 1.0), (1.75, 1.0),  # tight but sufficient (openb: 1.6)
+    (1.875, 0.5),                          # the ramp down
+    (2.0, 0.0), (2.1, 0.0), (5.6, 0.0), (float("inf"), 0.0),  # to spare (PAI 2020: 2.0, spot 2026: 5.6)
 ], ids=str)
 def test_relevance_of_the_stranding_term(slack, expected):
     assert stranding.relevance(slack) == pytest.approx(expected)
@@ -196,7 +197,8 @@ def ranked(policy: str, nodes, request, workload) -> list[tuple[str, float]]:
 def test_a_cpu_only_pod_is_kept_off_the_cpu_its_gpus_will_need():
     # "tight" has 4 free GPUs and 16 cores: taking 8 cores leaves CPU for two of its GPUs only.
     # FGD sees no change on either node (every type still fits); fgd-plus sees 2000 milli-GPU stranded.
-    nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(64000).build()]
+    # (σ = 40 cores / (8 GPUs · 4 cores) = 1.25: the stranding term counts in full.)
+    nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(24000).build()]
     request = pod("cpu-job").cpu("8").request()
     fgd = dict(ranked("fgd", nodes, request, gpu_pods_needing_cpu()))
     assert fgd["tight"] == fgd["roomy"]
