@@ -97,13 +97,13 @@ def scores_by_node(policy: str, nodes, request, workload) -> dict[str, float]:
 def test_where_cpu_is_short_even_for_the_gpu_pods_fgd_plus_drops_the_stranding_term():
     # σ = 30 cores / (8 GPUs · 4 cores) ≈ 0.94. A 4-core pod on "tight" strands 1000 milli-GPU
     # (10 cores serve 2.5 GPUs, 6 serve 1.5); on "roomy" none. The constant weight prefers roomy;
-    # fgd-plus scores both as FGD does (neither loses a type), exactly as fgd-models.
+    # fgd-plus scores both as FGD does (neither loses a type): with no model constraint, it is FGD.
     nodes = [node("tight").gpus(4).cpu(10000).build(), node("roomy").gpus(4).cpu(20000).build()]
     request = pod("cpu-job").cpu("4").request()
     fixed = scores_by_node("fgd-plus-fixed", nodes, request, gpu_pods_needing_cpu())
     assert fixed["roomy"] - fixed["tight"] >= 1
     adaptive = scores_by_node("fgd-plus", nodes, request, gpu_pods_needing_cpu())
-    assert adaptive == scores_by_node("fgd-models", nodes, request, gpu_pods_needing_cpu())
+    assert adaptive == scores_by_node("fgd", nodes, request, gpu_pods_needing_cpu())
     assert int(adaptive["roomy"]) == int(adaptive["tight"])
 
 
@@ -114,6 +114,15 @@ def test_where_cpu_is_tight_but_sufficient_fgd_plus_keeps_the_tuned_weight():
     adaptive = scores_by_node("fgd-plus", nodes, request, gpu_pods_needing_cpu())
     assert adaptive == scores_by_node("fgd-plus-fixed", nodes, request, gpu_pods_needing_cpu())
     assert adaptive["roomy"] - adaptive["tight"] >= 1
+
+
+@pytest.mark.parametrize("request_", [pod("share").share(300).cpu("1").request(), pod("whole").gpus(2).cpu("2").request(),
+                                      pod("cpu-only").cpu("1").request()], ids=["share", "whole", "cpu-only"])
+def test_with_nothing_to_add_fgd_plus_is_fgd_itself(request_):
+    # σ = 3 · 8 cores / (12 GPUs · 4 cores) = 0.5: no CPU weight; no pod of M is tied to a model
+    nodes = [node(f"n{i}").gpus(4, sharing="mps").cpu(8000).build() for i in range(3)]
+    assert scores_by_node("fgd-plus", nodes, request_, gpu_pods_needing_cpu()) == \
+        scores_by_node("fgd", nodes, request_, gpu_pods_needing_cpu())
 
 
 # --- scarcity: φ_X, how contested model X is -----------------------------------------------------

@@ -10,7 +10,7 @@ For a fitting node, x is what placing the pod there saves, in milli-GPU expected
 fgd-plus (the default) does not keep `cpu` constant: the stranding term earns its place only where
 CPU is tight but sufficient, so its weight follows from the cluster and M:
 
-    cpu = 1.0 · relevance(σ),   σ = C / (G · ρ̄)            (`stranding.cpu_slack`, `stranding.relevance`)
+    cpu = 1.0 · relevance(σ),   σ = C / (G · ρ̄)            (`stranding.cluster_slack`, `stranding.relevance`)
 
 with C the CPU of the GPU nodes, G their milli-GPU and ρ̄ = Σ_m q_m ρ_m the CPU per milli-GPU of M's
 GPU pods. relevance is 1 for 1 ≤ σ ≤ 1.75, falls linearly to 0 at σ = 2 and is 0 below σ = 1.
@@ -23,6 +23,11 @@ more fragmentation than it saves. openb's 17 traces sit at σ ≈ 1.6, where the
 they were tuned with (fgd-plus-fixed keeps it everywhere). The band's upper edge was placed
 between openb (1.6-1.7) and PAI (2.0) by those measurements; the held-out inventories of
 benchmarks/results/robustness-held-out.md check it on shapes that played no part.
+Below σ = 1 the model term goes too: CPU binds before any GPU pool does, and keeping a pool free
+for the pods tied to it saves nothing (openb with half its CPU, gpuspec33: +0.11 pp with it).
+Where the CPU weight is 0 and no pod of M is tied to a model, neither term has anything to say and
+fgd-plus is FGD itself (its scores, pick and tie-break), not FGD with this module's own tie-break
+and share pick, which differ from FGD's by noise of a few hundredths of a point either way.
 
 score = ⌊100 · sigmoid(x / 1000)⌋ (FGD's integer bins: nodes within a few hundredths of a GPU of each
 other tie) + a tie-break below one point: best-fit (`packing`) and then a fixed pseudo-random node
@@ -49,7 +54,7 @@ import numpy as np
 
 from scheduler.core import fragmentation as frag
 from scheduler.core import gpu_pick, scarcity, stranding
-from scheduler.core.policies import node_memo
+from scheduler.core.policies import fgd, node_memo
 from scheduler.core.policies.base import Policy, PolicyContext
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
@@ -77,12 +82,13 @@ class Terms:
 
 
 def make(name: str, summary: str, terms: Terms) -> Policy:
-    def weighted(state: ClusterState, pod: PodRequest, ctx: PolicyContext) -> tuple[float, frag.TaskMatrix]:
-        """(the CPU weight for this cluster and workload, M's task matrix)."""
+    def weighted(state: ClusterState, pod: PodRequest, ctx: PolicyContext) -> tuple[float, float, frag.TaskMatrix]:
+        """(the CPU and model weights for this cluster and workload, M's task matrix)."""
         tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
-        if not (terms.cpu and terms.adaptive):
-            return terms.cpu, tasks
-        return terms.cpu * cpu_relevance(state, ctx, tasks), tasks
+        if not terms.adaptive:
+            return terms.cpu, terms.models, tasks
+        slack = stranding.cluster_slack(state, per_workload(ctx, "cpu-demand", tasks, stranding.cpu_demand))
+        return terms.cpu * stranding.relevance(slack), terms.models if slack >= 1.0 else 0.0, tasks
 
     def local(ctx: PolicyContext, cpu: float) -> node_memo.Compute:
         def compute(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
@@ -91,15 +97,23 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
             return node_saving(state, pod, rows, slot_fit, tasks, cpu=cpu, demand=demand)
         return compute
 
+    def plain_fgd(cpu: float, models: float, tasks: frag.TaskMatrix, ctx: PolicyContext) -> bool:
+        """Adaptive and neither term has anything to add for this cluster and M: FGD itself decides
+        (its own scores and pick, its caller's tie-break), so such a cluster gets FGD exactly."""
+        return terms.adaptive and not cpu and not (models and per_workload(ctx, "constrained", tasks,
+                                                                            scarcity.constrained))
+
     def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
               ctx: PolicyContext) -> np.ndarray:
-        cpu, tasks = weighted(state, pod, ctx)
+        cpu, models, tasks = weighted(state, pod, ctx)
+        if plain_fgd(cpu, models, tasks, ctx):
+            return fgd.score(state, pod, rows, slot_fit, ctx)
         # the cached part depends on the CPU weight only
         saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=f"fgd-plus:{cpu}",
                                         compute=local(ctx, cpu))
-        if terms.models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
+        if models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
             phi = model_pressure(state, ctx, tasks)
-            saving = saving - terms.models * pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
+            saving = saving - models * pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
         order = node_order(state, ctx)[rows]
         if not terms.binned:
             return saving / 1000.0 + 1e-9 * order
@@ -109,8 +123,10 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
 
     def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,
              ctx: PolicyContext) -> tuple[int, ...]:
+        cpu, models, tasks = weighted(state, pod, ctx)
+        if plain_fgd(cpu, models, tasks, ctx):
+            return fgd.pick(state, pod, row, slot_fit, ctx)
         if pod.is_share:
-            cpu, _ = weighted(state, pod, ctx)
             _, slot = node_memo.cached(state, pod, np.array([row]), slot_fit[None, :], ctx,
                                        namespace=f"fgd-plus:{cpu}", compute=local(ctx, cpu))
             return (int(slot[0]),)
@@ -150,12 +166,6 @@ def per_workload(ctx: PolicyContext, key: str, tasks: frag.TaskMatrix, derive: C
         cached = (tasks, derive(tasks))
         ctx.memo[key] = cached
     return cached[1]
-
-
-def cpu_relevance(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> float:
-    """`stranding.relevance` of this cluster's CPU slack for M (two reductions over the node arrays)."""
-    return stranding.relevance(stranding.cluster_slack(state, per_workload(ctx, "cpu-demand", tasks,
-                                                                            stranding.cpu_demand)))
 
 
 def model_pressure(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> np.ndarray:
