@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scheduler.core.fragmentation import TaskMatrix
+from scheduler.core.state import ClusterState
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,36 @@ def stranded(free_milli: np.ndarray, free_cpu: np.ndarray, demand: CpuDemand) ->
     with np.errstate(divide="ignore", invalid="ignore"):  # ratio 0: CPU never limits that type
         servable = np.where(demand.ratio > 0, c / demand.ratio, np.inf)
     return np.maximum(0.0, u - servable) @ demand.weight
+
+
+def cpu_slack(cpu_milli: float, gpu_milli: float, demand: CpuDemand) -> float:
+    """σ = C / (G · ρ̄): the cluster's CPU C over what its G milli-GPU would take if M's GPU pods
+    filled them, ρ̄ = Σ_m q_m ρ_m. inf when M has no GPU demand or the cluster no GPU."""
+    need = gpu_milli * float(demand.ratio @ demand.weight) if len(demand.ratio) else 0.0
+    return cpu_milli / need if need > 0 else float("inf")
+
+
+def cluster_slack(state: ClusterState, demand: CpuDemand) -> float:
+    """`cpu_slack` of the nodes that have GPUs (a CPU-only node's CPU serves no GPU)."""
+    gpus = state.gpu_count[:state.size]
+    return cpu_slack(float(state.cpu_total[:state.size][gpus > 0].sum()), 1000.0 * float(gpus.sum()), demand)
+
+
+SLACK_FULL = 1.75
+SLACK_NONE = 2.0
+
+
+def relevance(slack: float) -> float:
+    """How much the stranding term should count, from σ (`cpu_slack`), in [0, 1]:
+
+        0                        σ < 1        too little CPU even for the GPU pods: GPUs are stranded
+                                              whatever the placement, the term only moves where
+        1                        1 ≤ σ ≤ 1.75 CPU enough, but CPU-only and CPU-hungry pods can eat it
+        (2 − σ) / 0.25           1.75 < σ < 2 (no cliff)
+        0                        σ ≥ 2        CPU to spare: a node runs out only in corners, and
+                                              pulling pods away from them costs more fragmentation
+                                              than it saves
+    """
+    if slack < 1.0:
+        return 0.0
+    return float(min(1.0, max(0.0, (SLACK_NONE - slack) / (SLACK_NONE - SLACK_FULL))))

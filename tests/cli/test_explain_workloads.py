@@ -237,7 +237,7 @@ def test_the_table_shows_placements_terms_and_how_kube_scheduler_weighs_them(cap
     assert main(["explain", "--cluster", str(MIXED), "--pod", str(GANG_4), "--top", "2", "--extender-weight", "3"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # as read, whatever the terminal's width
     assert "gang ml-demo/allreduce-4 of 4" in out and "placed: every member" in out
-    assert re.search(rf"allreduce-4-0-{SUFFIX} h100-0 0, 1 2 whole GPUs", out), out
+    assert re.search(rf"allreduce-4-0-{SUFFIX} a100-0 0, 1 2 whole GPUs", out), out
     assert "sigmoid(x / 1000)" in out and "10/10" in out
     assert "by 10 (MaxNodeScore 100 / MaxExtenderPriority 10) and by its weight 3" in out
     assert "gains 0..300" in out

@@ -65,6 +65,66 @@ def test_no_gpu_demand_strands_nothing():
     assert stranding.stranded(np.array([4000]), np.array([0]), demand).tolist() == [0.0]
 
 
+# --- how much stranding counts: relevance(σ), σ = C / (G · ρ̄) ------------------------------------
+
+def test_cpu_slack_is_the_clusters_cpu_over_what_the_gpu_pods_would_take():
+    demand = stranding.CpuDemand(np.array([2.0, 4.0]), np.array([0.25, 0.75]))  # ρ̄ = 0.5 + 3 = 3.5
+    # 8 GPUs (8000 milli) filled at 3.5 CPU milli per milli-GPU take 28000; the cluster has 42000
+    assert stranding.cpu_slack(42000, 8000, demand) == pytest.approx(1.5)
+    assert stranding.cpu_slack(42000, 8000, stranding.CpuDemand(np.zeros(0), np.zeros(0))) == float("inf")
+
+
+@pytest.mark.parametrize(("slack", "expected"), [
+    (0.5, 0.0), (0.99, 0.0),          # CPU short even for the GPU pods: stranding is unavoidable
+    (1.0, 1.0), (1.6, 1.0), (1.75, 1.0),  # tight but sufficient (openb: 1.6)
+    (1.875, 0.5),                          # the ramp down
+    (2.0, 0.0), (2.1, 0.0), (5.6, 0.0), (float("inf"), 0.0),  # to spare (PAI 2020: 2.0, spot 2026: 5.6)
+], ids=str)
+def test_relevance_of_the_stranding_term(slack, expected):
+    assert stranding.relevance(slack) == pytest.approx(expected)
+
+
+@given(a=st.floats(1.0, 100.0), b=st.floats(1.0, 100.0))
+def test_relevance_is_a_weight_that_never_grows_with_more_cpu_once_cpu_suffices(a, b):
+    low, high = sorted((a, b))
+    assert 0.0 <= stranding.relevance(high) <= stranding.relevance(low) <= 1.0
+
+
+def scores_by_node(policy: str, nodes, request, workload) -> dict[str, float]:
+    return dict(ranked(policy, nodes, request, workload))
+
+
+def test_where_cpu_is_short_even_for_the_gpu_pods_fgd_plus_drops_the_stranding_term():
+    # σ = 30 cores / (8 GPUs · 4 cores) ≈ 0.94. A 4-core pod on "tight" strands 1000 milli-GPU
+    # (10 cores serve 2.5 GPUs, 6 serve 1.5); on "roomy" none. The constant weight prefers roomy;
+    # fgd-plus scores both as FGD does (neither loses a type): with no model constraint, it is FGD.
+    nodes = [node("tight").gpus(4).cpu(10000).build(), node("roomy").gpus(4).cpu(20000).build()]
+    request = pod("cpu-job").cpu("4").request()
+    fixed = scores_by_node("fgd-plus-fixed", nodes, request, gpu_pods_needing_cpu())
+    assert fixed["roomy"] - fixed["tight"] >= 1
+    adaptive = scores_by_node("fgd-plus", nodes, request, gpu_pods_needing_cpu())
+    assert adaptive == scores_by_node("fgd", nodes, request, gpu_pods_needing_cpu())
+    assert int(adaptive["roomy"]) == int(adaptive["tight"])
+
+
+def test_where_cpu_is_tight_but_sufficient_fgd_plus_keeps_the_tuned_weight():
+    # σ = 48 cores / (8 GPUs · 4 cores) = 1.5: relevance 1, the same scores as the constant weight
+    nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(32000).build()]
+    request = pod("cpu-job").cpu("8").request()
+    adaptive = scores_by_node("fgd-plus", nodes, request, gpu_pods_needing_cpu())
+    assert adaptive == scores_by_node("fgd-plus-fixed", nodes, request, gpu_pods_needing_cpu())
+    assert adaptive["roomy"] - adaptive["tight"] >= 1
+
+
+@pytest.mark.parametrize("request_", [pod("share").share(300).cpu("1").request(), pod("whole").gpus(2).cpu("2").request(),
+                                      pod("cpu-only").cpu("1").request()], ids=["share", "whole", "cpu-only"])
+def test_with_nothing_to_add_fgd_plus_is_fgd_itself(request_):
+    # σ = 3 · 8 cores / (12 GPUs · 4 cores) = 0.5: no CPU weight; no pod of M is tied to a model
+    nodes = [node(f"n{i}").gpus(4, sharing="mps").cpu(8000).build() for i in range(3)]
+    assert scores_by_node("fgd-plus", nodes, request_, gpu_pods_needing_cpu()) == \
+        scores_by_node("fgd", nodes, request_, gpu_pods_needing_cpu())
+
+
 # --- scarcity: φ_X, how contested model X is -----------------------------------------------------
 
 def mixed_cluster(a100_nodes: int, t4_nodes: int) -> ClusterState:
@@ -146,7 +206,8 @@ def ranked(policy: str, nodes, request, workload) -> list[tuple[str, float]]:
 def test_a_cpu_only_pod_is_kept_off_the_cpu_its_gpus_will_need():
     # "tight" has 4 free GPUs and 16 cores: taking 8 cores leaves CPU for two of its GPUs only.
     # FGD sees no change on either node (every type still fits); fgd-plus sees 2000 milli-GPU stranded.
-    nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(64000).build()]
+    # (σ = 40 cores / (8 GPUs · 4 cores) = 1.25: the stranding term counts in full.)
+    nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(24000).build()]
     request = pod("cpu-job").cpu("8").request()
     fgd = dict(ranked("fgd", nodes, request, gpu_pods_needing_cpu()))
     assert fgd["tight"] == fgd["roomy"]
