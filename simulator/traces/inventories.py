@@ -138,7 +138,7 @@ def scaled(nodes: list[Node], *, gpus: int, prefix: str) -> list[Node]:
     kept = {s: int(e) for s, e in exact.items()}
     left = gpus - sum(k * s[1] for s, k in kept.items())
     for s in sorted(exact, key=lambda s: (-(exact[s] - kept[s]), s)):
-        if s[1] <= left:
+        if exact[s] > kept[s] and s[1] <= left:  # a shape whose share is whole keeps it
             kept[s] += 1
             left -= s[1]
     out = []
