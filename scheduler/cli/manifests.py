@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from scheduler.configfile import PodGroup
+
 NO_PODS = frozenset({"Namespace", "Service", "ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim",
                      "ResourceQuota", "LimitRange", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"})
 """Kinds a workload file often carries that create no pods: skipped, and said so."""
@@ -61,13 +63,6 @@ class Workload:
     @property
     def key(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class PodGroup:
-    namespace: str
-    name: str
-    min_member: int
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 from simulator.curves import POINTS
 from simulator.report import plots
 from simulator.report.document import Document, Figure, Section, Table
+from simulator.report.outputs import clear_previous
 
 FIDELITY_PP = 1.0
 """The target: our mean over seeds within this many percentage points of the published mean."""
@@ -64,7 +65,7 @@ def cells(summaries: Sequence[dict], published: Mapping) -> dict[tuple[str, str,
 def write(out: Path, results: Sequence, *, published: Mapping, title: str, notes: Sequence[str] = ()) -> Path:
     """Write every output of a set of FGD runs under `out`; returns the report.md path."""
     out.mkdir(parents=True, exist_ok=True)
-    _clear_previous(out)
+    clear_previous(out, OUTPUTS)
     summaries = sorted((r.summary for r in results), key=lambda s: (s["trace"], _policy_rank(s["policy"]), s["seed"]))
     (out / "summary.json").write_text(json.dumps({"runs": summaries}, indent=1) + "\n")
     for r in results:
@@ -86,17 +87,6 @@ def write(out: Path, results: Sequence, *, published: Mapping, title: str, notes
 
 OUTPUTS = ("summary.json", "report.md", "report.html", "curves", "placements", "plots")
 """What `write` puts in the folder; an earlier run's copies go first, so no stale curve or plot is left."""
-
-
-def _clear_previous(out: Path) -> None:
-    import shutil
-
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
 
 
 def _write_placements(path: Path, placements) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from simulator.metrics import TIMELINE_COLUMNS
 from simulator.report import replay_figures
 from simulator.report.document import Document, Section, Table
+from simulator.report.outputs import clear_previous
 from simulator.report.seeds import Spread, paired
 
 FRAGMENT_DEFINITION = (
@@ -54,7 +55,7 @@ def write(out: Path, results: Sequence, *, title: str, notes: Sequence[str] = ()
           command: str = "") -> Path:
     """Every output into `out`. `results` hold each label's runs in seed order, labels in the order given."""
     out.mkdir(parents=True, exist_ok=True)
-    _clear_previous(out)
+    clear_previous(out, OUTPUTS)
     groups = _groups(results)
     summaries = {label: [r.summary for r in rs] for label, rs in groups.items()}
     seeds = [r.seed for r in next(iter(groups.values()))]
@@ -100,17 +101,6 @@ def write(out: Path, results: Sequence, *, title: str, notes: Sequence[str] = ()
 
 OUTPUTS = ("summary.json", "report.md", "report.html", "runs", "plots")
 """What `write` puts in the folder; an earlier run's copies go first, so no stale label or plot is left."""
-
-
-def _clear_previous(out: Path) -> None:
-    import shutil
-
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
 
 
 def _groups(results: Sequence) -> dict[str, list]:
