@@ -79,6 +79,19 @@ async def post(session: aiohttp.ClientSession, url: str, message: dict) -> tuple
     return elapsed, orjson.loads(payload)
 
 
+async def filter_prioritize(session: aiohttp.ClientSession, url: str, built: dict, names: list[str]
+                            ) -> tuple[float, float, str | None]:
+    """kube-scheduler's filter, then prioritize when two or more nodes pass: (filter s, prioritize s,
+    the top-scored node or None)."""
+    t_filter, result = await post(session, f"{url}/filter", {"Pod": built, "Nodes": None, "NodeNames": names})
+    feasible = result["NodeNames"] or []
+    t_prio, chosen = 0.0, feasible[0] if feasible else None
+    if len(feasible) > 1:
+        t_prio, scores = await post(session, f"{url}/prioritize", {"Pod": built, "Nodes": None, "NodeNames": feasible})
+        chosen = max(scores, key=lambda s: s["Score"])["Host"]
+    return t_filter, t_prio, chosen
+
+
 async def cycles(url: str, names: list[str], pods: list[dict], *, bind: bool, pipelined: bool = False):
     """Per pod: (filter s, prioritize s, bind s); plus total wall time."""
     timings = []
@@ -87,13 +100,7 @@ async def cycles(url: str, names: list[str], pods: list[dict], *, bind: bool, pi
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         for built in pods:
-            t_filter, result = await post(session, f"{url}/filter", {"Pod": built, "Nodes": None, "NodeNames": names})
-            feasible = result["NodeNames"] or []
-            t_prio, chosen = 0.0, feasible[0] if feasible else None
-            if len(feasible) > 1:
-                t_prio, scores = await post(session, f"{url}/prioritize",
-                                            {"Pod": built, "Nodes": None, "NodeNames": feasible})
-                chosen = max(scores, key=lambda s: s["Score"])["Host"]
+            t_filter, t_prio, chosen = await filter_prioritize(session, url, built, names)
             t_bind = 0.0
             if bind and chosen:
                 message = {"PodName": built["metadata"]["name"], "PodNamespace": "bench",

@@ -35,7 +35,7 @@ import numpy as np
 import orjson
 
 from benchmarks.big_cluster import cluster_file_dict, pod_json
-from benchmarks.extender_latency import free_port, post, serve, start
+from benchmarks.extender_latency import filter_prioritize, free_port, post, serve, start
 from benchmarks.machine import describe, rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,13 +71,7 @@ async def one_round(session: aiohttp.ClientSession, side: Side, names: list[str]
                     bind: bool, record: bool) -> None:
     cpu_before = cpu_seconds(side.pid)
     for built in pods:
-        t_filter, result = await post(session, f"{side.url}/filter", {"Pod": built, "Nodes": None, "NodeNames": names})
-        feasible = result["NodeNames"] or []
-        t_prio, chosen = 0.0, feasible[0] if feasible else None
-        if len(feasible) > 1:
-            t_prio, scores = await post(session, f"{side.url}/prioritize",
-                                        {"Pod": built, "Nodes": None, "NodeNames": feasible})
-            chosen = max(scores, key=lambda s: s["Score"])["Host"]
+        t_filter, t_prio, chosen = await filter_prioritize(session, side.url, built, names)
         if bind and chosen:
             _, answer = await post(session, f"{side.url}/bind", {
                 "PodName": built["metadata"]["name"], "PodNamespace": "bench", "PodUID": built["metadata"]["uid"],
