@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scheduler.core import filters, scarcity, stranding
 from scheduler.core import fragmentation as frag
 from scheduler.core.engine import Engine, EngineSettings
-from scheduler.core.policies import POLICIES, PolicyContext, fgd_plus
+from scheduler.core.policies import POLICIES, PolicyContext, fgd_plus, fgd_plus_inputs
 from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState, Grant
 from scheduler.core.workload import TaskType, Workload
@@ -241,9 +241,9 @@ def test_memoised_scores_equal_a_fresh_computation(name):
 
 def test_the_node_order_is_fixed_by_the_seed_and_changes_with_it():
     state = ClusterState([node(f"n{i}").gpus(1).build() for i in range(20)])
-    first = fgd_plus.node_order(state, PolicyContext(seed=7))
-    assert np.array_equal(first, fgd_plus.node_order(state, PolicyContext(seed=7)))
-    assert not np.array_equal(first, fgd_plus.node_order(state, PolicyContext(seed=8)))
+    first = fgd_plus_inputs.node_order(state, PolicyContext(seed=7))
+    assert np.array_equal(first, fgd_plus_inputs.node_order(state, PolicyContext(seed=7)))
+    assert not np.array_equal(first, fgd_plus_inputs.node_order(state, PolicyContext(seed=8)))
     assert ((first[:20] >= 0) & (first[:20] < 1)).all() and len(set(first[:20].tolist())) == 20
 
 

@@ -45,10 +45,7 @@ and node version (`node_memo`); φ is global and recomputed per call, one pass o
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
@@ -56,10 +53,15 @@ from scheduler.core import fragmentation as frag
 from scheduler.core import gpu_pick, scarcity, stranding
 from scheduler.core.policies import fgd, node_memo
 from scheduler.core.policies.base import Breakdown, Policy, PolicyContext, Term
+from scheduler.core.policies.fgd_plus_inputs import (
+    model_pressure,
+    node_order,
+    node_saving,
+    per_workload,
+    tightness,
+)
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -164,69 +166,6 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         return ()
 
     return Policy(name, summary, score, pick, explain)
-
-
-def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
-                tasks: frag.TaskMatrix, *, cpu: float, demand: stranding.CpuDemand | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(x without the model term [B], its best slot [B] or -1): FGD's reduction per |M| minus cpu · ΔS."""
-    per_slot = frag.reduction(state, rows, slot_fit, tasks, cpu_milli=pod.cpu_milli, gpus=pod.gpus,
-                              share_milli=pod.gpu_milli) / tasks.total
-    saving = per_slot.max(1)
-    if cpu:
-        demand = stranding.cpu_demand(tasks) if demand is None else demand
-        free = frag.free_share(state, rows).sum(1)
-        cpu_free = state.cpu_free[rows]
-        saving = saving - cpu * (stranding.stranded(free - pod.total_milli, cpu_free - pod.cpu_milli, demand)
-                                 - stranding.stranded(free, cpu_free, demand))
-    if pod.is_share:
-        # The largest saving, then the tightest GPU, then the lowest index.
-        best = per_slot == per_slot.max(1, keepdims=True)
-        slot = np.where(best, state.free_milli[rows], np.iinfo(np.int64).max).argmin(1)
-    else:
-        slot = np.where(slot_fit.any(1), slot_fit.argmax(1), -1)
-    return saving, slot
-
-
-def per_workload(ctx: PolicyContext, key: str, tasks: frag.TaskMatrix, derive: Callable[[frag.TaskMatrix], T]) -> T:
-    """`derive(tasks)`, computed once per workload M (a new M is a new TaskMatrix)."""
-    cached = ctx.memo.get(key)
-    if cached is None or cached[0] is not tasks:
-        cached = (tasks, derive(tasks))
-        ctx.memo[key] = cached
-    return cached[1]
-
-
-def model_pressure(state: ClusterState, ctx: PolicyContext, tasks: frag.TaskMatrix) -> np.ndarray:
-    """φ per model id, recomputed when the books change (`generation`), shared by the variants."""
-    cached = ctx.memo.get("model-pressure")
-    if cached is None or cached[0] is not state or cached[1] != state.generation or cached[2] is not tasks:
-        free = ctx.memo.setdefault("free-by-model", scarcity.FreeByModel()).of(state)
-        cached = (state, state.generation, tasks, scarcity.model_pressure(free, tasks))
-        ctx.memo["model-pressure"] = cached
-    return cached[3]
-
-
-def tightness(state: ClusterState, pod: PodRequest, rows: np.ndarray) -> np.ndarray:
-    """0..1, higher where the node is left with less free CPU and GPU (bestfit's measure, unbinned)."""
-    cpu_left = (state.cpu_free[rows] - pod.cpu_milli) / 128_000
-    gpu_left = (frag.free_share(state, rows).sum(1) - pod.total_milli) / 8_000
-    return np.clip(1.0 - 0.5 * (cpu_left + gpu_left), 0.0, 1.0)
-
-
-def node_order(state: ClusterState, ctx: PolicyContext) -> np.ndarray:
-    """float64 [rows] in [0, 1): a pseudo-random rank per node name, fixed for a seed."""
-    key = (state.structure_version, state.rows, ctx.seed)
-    cached = ctx.memo.get("node-order")
-    if cached is None or cached[0] != key:
-        salt = (ctx.seed & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
-        ranks = [int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8, key=salt).digest(), "little")
-                 for name in state.names]
-        order = np.zeros(state.rows)
-        order[:len(ranks)] = np.array(ranks, np.float64) / 2.0**64
-        cached = (key, order)
-        ctx.memo["node-order"] = cached
-    return cached[1]
 
 
 FGD_EXACT = make("fgd-exact", "FGD scored by the exact fragmentation change (no integer bins)", Terms(binned=False))
