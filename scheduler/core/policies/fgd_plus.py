@@ -40,7 +40,8 @@ consolidate.
 GPU inside the node: the share's GPU with the largest exact node-local x (fragmentation and CPU),
 then the tightest; whole GPUs as gpu_pick. The model term is charged for that GPU's model (on a
 node with mixed models the GPU is chosen without it). Node-local parts are cached per pod shape
-and node version (`node_memo`); φ is global and recomputed per call, one pass over the GPU table.
+and node version (`node_memo`); φ is global, recomputed when the books change from per-row sums
+kept current row by row (`scarcity.FreeByModel`, `fgd_plus_inputs.model_pressure`).
 """
 
 from __future__ import annotations
