@@ -42,7 +42,7 @@ MAX_NODE_SCORE = 100
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", metavar="FILE", required=True, help="cluster file (YAML or JSON)")
     parser.add_argument("--pod", "--workload", "-f", dest="pod", metavar="FILE", required=True,
-                        help="what to place: Pods, Jobs, JobSets, PyTorchJobs and PodGroups, one or many YAML documents")
+                        help="what to place: Pods, Jobs, JobSets, PyTorchJobs, Deployments, StatefulSets, ReplicaSets and PodGroups, one or many YAML documents")
     parser.add_argument("--config", metavar="FILE", help="teams, quota unit, model weights, gang settings (YAML), "
                                                            "on top of the cluster file's, as for serve")
     parser.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES),
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     requests = parsed(args.pod, manifests)
     engine = cluster_engine(spec, settings=EngineSettings(policy=args.policy), gates=gates)
-    for group in manifests.pod_groups:
+    for group in manifests.groups():
         engine.gates.set_pod_group(group.namespace, group.name, group.min_member)
     for namespace, labels in manifests.namespace_labels.items():
         engine.gates.set_namespace_labels(namespace, labels)
@@ -118,6 +118,7 @@ def composition(weight: int) -> str:
 # ------------------------------------------------------------------------ JSON
 def as_json(units: list[Unit], manifests: Manifests, weight: int) -> dict:
     return {"extenderWeight": weight, "composition": composition(weight), "skipped": manifests.skipped,
+            "inferredPodGroups": [{"podGroup": f"{g.namespace}/{g.name}", "minMember": g.min_member} for g in manifests.undeclared()],
             "noPods": [w.key for w in manifests.workloads if not w.pods],
             "units": [{
                 "sources": list(u.sources), "gang": u.gang or None, "size": u.size, "policy": u.policy,
@@ -147,6 +148,9 @@ def _candidate_json(c: Candidate, weight: int) -> dict:
 def render(units: list[Unit], manifests: Manifests, weight: int, console: Console) -> None:
     if manifests.skipped:
         console.print(f"skipped (they create no pods): {', '.join(manifests.skipped)}")
+    for group in manifests.undeclared():
+        console.print(f"PodGroup {group.namespace}/{group.name} (minMember {group.min_member}): not in the file, "
+                      "inferred from the PyTorchJob's runPolicy.schedulingPolicy as its training operator creates it")
     idle = [w.key for w in manifests.workloads if not w.pods]
     if idle:
         console.print(f"no pods to place (suspended, or parallelism or replicas 0): {', '.join(idle)}")

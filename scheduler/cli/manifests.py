@@ -9,7 +9,13 @@ each workload into its pods, named as the controller names them:
                  parallelism); Indexed: <job>-<index>-<suffix>, NonIndexed: <job>-<suffix>
     JobSet       per replicatedJob, `replicas` Jobs named <jobset>-<replicatedJob>-<n> (Indexed,
                  as JobSet's webhook defaults them), each expanded as a Job
-    PyTorchJob   per replica type (Master first), `replicas` pods <job>-<type>-<index>
+    PyTorchJob   per replica type (Master first), `replicas` pods <job>-<type>-<index>; with
+                 spec.runPolicy.schedulingPolicy, the PodGroup the training operator creates
+                 for gang scheduling (named after the job, minMember = minAvailable, else
+                 every replica) and its label on each pod, unless the file has them already
+    Deployment   `replicas` pods (default 1) <deployment>-<template hash>-<suffix>
+    ReplicaSet   `replicas` pods <replicaset>-<suffix>
+    StatefulSet  `replicas` pods <statefulset>-<ordinal>, in ordinal order
     PodGroup     no pods: its minMember sizes the gang whose pods carry its name
     List         its items
 
@@ -26,7 +32,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +40,12 @@ from typing import Any
 import yaml
 
 from scheduler.configfile import PodGroup
+from scheduler.core.contract import POD_GROUP_LABEL
 
 NO_PODS = frozenset({"Namespace", "Service", "ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim",
                      "ResourceQuota", "LimitRange", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"})
 """Kinds a workload file often carries that create no pods: skipped, and said so."""
-WORKLOAD_KINDS = ("Pod", "Job", "JobSet", "PyTorchJob", "PodGroup", "List")
+WORKLOAD_KINDS = ("Pod", "Job", "JobSet", "PyTorchJob", "Deployment", "StatefulSet", "ReplicaSet", "PodGroup", "List")
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """The alphabet of Kubernetes' generated name suffixes (apimachinery's utilrand)."""
 _UID_NAMESPACE = uuid.UUID("6f1d7a52-5c1e-4f2a-9a53-6b0b8f0e3c11")
@@ -73,6 +80,17 @@ class Manifests:
     """"Kind namespace/name" of each document that creates no pods."""
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Labels of the file's Namespaces: a namespace's `gpusched.io/team` is its pods' team."""
+    inferred_groups: list[PodGroup] = field(default_factory=list)
+    """PodGroups a controller in the file would create (a PyTorchJob's schedulingPolicy); an
+    explicit PodGroup of the same name in the file wins."""
+
+    def undeclared(self) -> list[PodGroup]:
+        """The inferred PodGroups that the file does not declare itself."""
+        declared = {(g.namespace, g.name) for g in self.pod_groups}
+        return [g for g in self.inferred_groups if (g.namespace, g.name) not in declared]
+
+    def groups(self) -> list[PodGroup]:
+        return [*self.pod_groups, *self.undeclared()]
 
 
 def load_manifests(path: str | Path) -> Manifests:
@@ -147,7 +165,14 @@ def _expand(doc: Any, line: int, out: Manifests) -> None:
     if expand is None:
         raise ManifestError(f"unknown kind {kind!r} ({what}); explain understands {', '.join(WORKLOAD_KINDS)} "
                             f"and skips {', '.join(sorted(NO_PODS))}")
-    out.workloads.append(Workload(kind, namespace, name, line, tuple(expand(doc, namespace, name, what))))
+    pods = tuple(expand(doc, namespace, name, what))
+    if kind == "PyTorchJob":
+        group = _pytorchjob_group(doc, namespace, name, len(pods), what)
+        if group is not None:
+            out.inferred_groups.append(group)
+            for pod in pods:
+                pod["metadata"]["labels"].setdefault(POD_GROUP_LABEL, name)
+    out.workloads.append(Workload(kind, namespace, name, line, pods))
 
 
 def _pod(doc: Mapping[str, Any], namespace: str, name: str, what: str) -> list[dict[str, Any]]:
@@ -226,7 +251,46 @@ def _pytorchjob(doc: Mapping[str, Any], namespace: str, name: str, what: str) ->
     return pods
 
 
-_EXPANDERS = {"Pod": _pod, "Job": _job, "JobSet": _jobset, "PyTorchJob": _pytorchjob}
+def _pytorchjob_group(doc: Mapping[str, Any], namespace: str, name: str, replicas: int, what: str) -> PodGroup | None:
+    """The PodGroup the training operator creates when the job asks for gang scheduling."""
+    run_policy = _object(_object(doc.get("spec"), f"{what}: spec").get("runPolicy"), f"{what}: spec.runPolicy")
+    if run_policy.get("schedulingPolicy") is None:
+        return None
+    policy = _object(run_policy["schedulingPolicy"], f"{what}: spec.runPolicy.schedulingPolicy")
+    where = f"{what}: spec.runPolicy.schedulingPolicy"
+    return PodGroup(namespace, name, _count(policy, "minAvailable", where, default=max(replicas, 1), low=1))
+
+
+def _replicated(doc: Mapping[str, Any], namespace: str, what: str, name_of: Callable[[int], str],
+                labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """`spec.replicas` pods (default 1) from `spec.template`, the i-th named `name_of(i)`."""
+    spec = _object(doc.get("spec"), f"{what}: spec")
+    template = _template(spec, what)
+    replicas = _count(spec, "replicas", what, default=1, low=0)
+    return [_from_template(template, namespace, name_of(i), labels, {}) for i in range(replicas)]
+
+
+def _deployment(doc: Mapping[str, Any], namespace: str, name: str, what: str) -> list[dict[str, Any]]:
+    template_hash = _suffix(namespace, f"{name}/template", length=10)
+    stem = f"{name}-{template_hash}-"
+    return _replicated(doc, namespace, what, lambda i: stem + _suffix(namespace, f"{stem}{i}"),
+                       {"pod-template-hash": template_hash})
+
+
+def _replicaset(doc: Mapping[str, Any], namespace: str, name: str, what: str) -> list[dict[str, Any]]:
+    return _replicated(doc, namespace, what, lambda i: f"{name}-" + _suffix(namespace, f"{name}-{i}"), {})
+
+
+def _statefulset(doc: Mapping[str, Any], namespace: str, name: str, what: str) -> list[dict[str, Any]]:
+    pods = _replicated(doc, namespace, what, lambda i: f"{name}-{i}", {})
+    for ordinal, pod in enumerate(pods):
+        pod["metadata"]["labels"].update({"statefulset.kubernetes.io/pod-name": pod["metadata"]["name"],
+                                          "apps.kubernetes.io/pod-index": str(ordinal)})
+    return pods
+
+
+_EXPANDERS = {"Pod": _pod, "Job": _job, "JobSet": _jobset, "PyTorchJob": _pytorchjob, "Deployment": _deployment,
+              "ReplicaSet": _replicaset, "StatefulSet": _statefulset}
 
 
 def _template(spec: Mapping[str, Any], what: str) -> Mapping[str, Any]:
@@ -266,11 +330,12 @@ def _count(spec: Mapping[str, Any], key: str, what: str, *, default: int | None,
     return value
 
 
-def _suffix(namespace: str, stem: str) -> str:
-    """Five characters in Kubernetes' alphabet, a hash of the name's stem (random in a cluster)."""
+def _suffix(namespace: str, stem: str, *, length: int = 5) -> str:
+    """Characters in Kubernetes' alphabet, a hash of the name's stem (random in a cluster; a
+    Deployment's pod-template-hash is a hash of its template, rendered in the same alphabet)."""
     digest = int.from_bytes(hashlib.blake2b(f"{namespace}/{stem}".encode(), digest_size=8).digest(), "little")
     chars = []
-    for _ in range(5):
+    for _ in range(length):
         digest, i = divmod(digest, len(_SUFFIX_ALPHABET))
         chars.append(_SUFFIX_ALPHABET[i])
     return "".join(chars)

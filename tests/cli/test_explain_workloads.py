@@ -173,6 +173,80 @@ def test_a_pytorchjob_without_its_podgroup_waits_for_a_size(tmp_path, capsys):
     assert unit["reason"] == "gang ml-demo/bert-finetune: size unknown (no PodGroup with minMember known to gpusched)"
 
 
+def pytorchjob_with_scheduling_policy(policy: str) -> str:
+    """The example PyTorchJob without its PodGroup or the pods' group label, asking for gang
+    scheduling the way a training-operator user does."""
+    job = PYTORCHJOB.read_text().split("---\n", 1)[1]
+    job = job.replace("        metadata:\n          labels:\n            scheduling.x-k8s.io/pod-group: bert-finetune\n", "")
+    return job.replace("spec:\n  pytorchReplicaSpecs:", f"spec:\n  runPolicy:\n    schedulingPolicy: {policy}\n"
+                       "  pytorchReplicaSpecs:")
+
+
+@pytest.mark.parametrize(("policy", "size"), [("{minAvailable: 2}", 2), ("{}", 3)])
+def test_a_pytorchjob_asking_for_gang_scheduling_gets_the_podgroup_its_operator_would_create(
+        tmp_path, capsys, policy, size):
+    text = pytorchjob_with_scheduling_policy(policy)
+    assert "pod-group" not in text
+    report = explain(capsys, MIXED, write(tmp_path, "job.yaml", text))
+    assert report["inferredPodGroups"] == [{"podGroup": "ml-demo/bert-finetune", "minMember": size}]
+    [unit] = report["units"]
+    assert (unit["gang"], unit["size"], unit["placed"]) == ("ml-demo/bert-finetune", size, True)
+    assert len(unit["pods"]) == 3
+
+
+def test_a_podgroup_in_the_file_wins_over_the_one_inferred_from_the_pytorchjob(tmp_path, capsys):
+    group = PYTORCHJOB.read_text().split("---\n", 1)[0]
+    text = group + "---\n" + pytorchjob_with_scheduling_policy("{minAvailable: 2}")
+    report = explain(capsys, MIXED, write(tmp_path, "job.yaml", text))
+    assert report["inferredPodGroups"] == []
+    [unit] = report["units"]
+    assert (unit["gang"], unit["size"]) == ("ml-demo/bert-finetune", 3)
+
+
+APPS = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: infer, namespace: ml}
+spec:
+  replicas: 3
+  template:
+    spec:
+      containers: [{name: c, resources: {limits: {nvidia.com/gpu: "1"}}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: ml}
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers: [{name: c, resources: {limits: {nvidia.com/gpu: "1"}}}]
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: rs, namespace: ml}
+spec:
+  template:
+    spec:
+      containers: [{name: c, resources: {limits: {nvidia.com/gpu: "1"}}}]
+"""
+
+
+def test_deployments_statefulsets_and_replicasets_are_their_replicas_placed_one_after_another(tmp_path, capsys):
+    report = explain(capsys, write(tmp_path, "cluster.yaml", ONE_NODE), write(tmp_path, "apps.yaml", APPS))
+    units = report["units"]
+    assert [u["gang"] for u in units] == [None] * 6
+    names = [u["pods"][0]["pod"] for u in units]
+    assert all(re.fullmatch(rf"ml/infer-{SUFFIX}{SUFFIX}-{SUFFIX}", n) for n in names[:3])
+    assert len({n.rsplit("-", 1)[0] for n in names[:3]}) == 1  # one template hash for the Deployment's pods
+    assert names[3:5] == ["ml/db-0", "ml/db-1"]
+    assert re.fullmatch(rf"ml/rs-{SUFFIX}", names[5])
+    # 6 one-GPU pods on a node of 4: the first four placed, each seeing the ones before it
+    assert [u["placed"] for u in units] == [True] * 4 + [False] * 2
+    taken = [g for u in units[:4] for _, gpus in placements(u).values() for g in gpus]
+    assert sorted(taken) == [0, 1, 2, 3]
+
+
 MULTI = """
 apiVersion: v1
 kind: Service
@@ -260,8 +334,11 @@ def test_an_unknown_policy_annotation_is_an_error_like_the_others(tmp_path, caps
 
 @pytest.mark.parametrize(("content", "fragments"), [
     ("kind: Job\nmetadata: {name: j}\nspec:\n  parallelism: [2\n", ["not valid YAML", "line 5"]),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: Deployment\nmetadata: {name: d}\n",
-     ["document 2 (line 5)", "unknown kind 'Deployment'", "Job", "PyTorchJob"]),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: CronJob\nmetadata: {name: d}\n",
+     ["document 2 (line 5)", "unknown kind 'CronJob'", "Job", "PyTorchJob", "Deployment"]),
+    ("kind: PyTorchJob\nmetadata: {name: t}\nspec:\n  runPolicy: {schedulingPolicy: {minAvailable: 0}}\n"
+     "  pytorchReplicaSpecs: {Worker: {replicas: 2, template: {spec: {}}}}\n",
+     ["PyTorchJob default/t: spec.runPolicy.schedulingPolicy", "minAvailable must be an integer from 1"]),
     ("kind: Job\nmetadata: {name: j}\nspec: {parallelism: 2}\n", ["Job default/j", "spec.template", "missing"]),
     ("kind: Job\nmetadata: {name: j}\nspec: {parallelism: -1, template: {spec: {}}}\n",
      ["Job default/j", "parallelism must be an integer from 0"]),
@@ -274,7 +351,7 @@ def test_an_unknown_policy_annotation_is_an_error_like_the_others(tmp_path, caps
      "      - {name: c, resources: {limits: {gpusched.io/gpu-milli: '1500'}}}\n",
      ["Job default/j, pod j-", "invalid GPU request", "between 1 and 999"]),
 ], ids=["yaml-line", "unknown-kind", "job-without-template", "negative-parallelism", "jobset-without-template",
-        "pytorchjob-without-replicas", "podgroup-without-min-member", "nothing-to-place", "not-a-mapping",
+        "pytorchjob-without-replicas", "pytorchjob-min-available-0", "podgroup-without-min-member", "nothing-to-place", "not-a-mapping",
         "invalid-request-in-a-template"])
 def test_workload_file_mistakes_are_one_line(tmp_path, capsys, content, fragments):
     path = write(tmp_path, "w.yaml", content)
