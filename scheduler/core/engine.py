@@ -352,7 +352,7 @@ class Engine:
         row = self.state.index.get(node)
         if row is None:
             raise BindRejected(f"node {node} is unknown to gpusched")
-        code, slot_fit = fit_one(self.state, pod, row, self._models(pod))
+        code, slot_fit = self._fit_memo.fit_row(self.state, pod, row, self._models(pod))
         if code is not Reason.FITS:
             raise BindRejected(f"node {node} no longer fits {pod.key}: {self._message(code, row)}")
         if slots is None:

@@ -22,6 +22,7 @@ from scheduler.core import filters
 from scheduler.core.fit_one import fit_one
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
+from scheduler.core.verdict import Reason
 
 SCALAR_ROWS = 3
 """Up to this many stale rows are re-checked one by one (`fit_one`, ~20 µs a row); more go through
@@ -64,6 +65,18 @@ class FitMemo:
         if len(self._all_rows) < stop:
             self._all_rows = np.arange(max(stop, state.rows), dtype=np.int64)
         return filters.Fit(rows=self._all_rows[:stop], codes=entry.codes[:stop], slot_fit=entry.slot_fit[:stop])
+
+    def fit_row(self, state: ClusterState, pod: PodRequest, row: int, models: np.ndarray) -> tuple[Reason, np.ndarray]:
+        """`fit_one(state, pod, row, models)`, from the memo when it holds the row's current version
+        (a bind right after its filter); else checked afresh, and kept when the shape has an entry."""
+        entry = self._entries.get(pod.shape)
+        if entry is None or entry.structure != state.structure_version or entry.slot_fit.shape != state.present.shape:
+            return fit_one(state, pod, row, models)
+        if entry.version[row] == state.version[row]:
+            return Reason(int(entry.codes[row])), entry.slot_fit[row].copy()
+        reason, slot_fit = fit_one(state, pod, row, models)
+        entry.codes[row], entry.slot_fit[row], entry.version[row] = reason, slot_fit, state.version[row]
+        return reason, slot_fit
 
     def _entry(self, state: ClusterState, pod: PodRequest) -> _Entry:
         key = pod.shape

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scheduler.core import filters
 from scheduler.core.engine import BindRejected, Engine
 from scheduler.core.fit_memo import SCALAR_ROWS, FitMemo
+from scheduler.core.fit_one import fit_one
 from tests.core.test_properties import clusters, requests
 
 
@@ -29,7 +30,17 @@ def histories(draw):
     return nodes, shapes, steps, draw(st.randoms(use_true_random=False))
 
 
+def _assert_rows_fresh(engine: Engine, pod) -> None:
+    """`fit_row` (bind's one-row check) is `fit_one`, from the memo or not."""
+    models = filters.model_mask(engine.state, pod)
+    for row in range(engine.state.size):
+        reason, slot_fit = engine._fit_memo.fit_row(engine.state, pod, row, models)
+        expected = fit_one(engine.state, pod, row, models)
+        assert reason is expected[0] and slot_fit.tolist() == expected[1].tolist()
+
+
 def _assert_fresh(engine: Engine, pod) -> np.ndarray:
+    _assert_rows_fresh(engine, pod)
     size = engine.state.size
     gate, memo = engine.fit_rows(pod, slice(0, size))
     assert gate == ""
@@ -37,6 +48,7 @@ def _assert_fresh(engine: Engine, pod) -> np.ndarray:
     assert memo.rows.tolist() == fresh.rows.tolist()
     assert memo.codes.dtype == fresh.codes.dtype and memo.codes.tolist() == fresh.codes.tolist()
     assert memo.slot_fit.tolist() == fresh.slot_fit.tolist()
+    _assert_rows_fresh(engine, pod)
     return np.flatnonzero(fresh.codes == 0)
 
 
@@ -81,6 +93,7 @@ def test_both_refresh_paths_are_taken(monkeypatch):
     from scheduler.core.request import parse_pod
     from tests.builders import node, pod
 
+    monkeypatch.setattr("tests.core.test_fit_memo._assert_rows_fresh", lambda engine, pod: None)
     calls = {"one": 0, "vectorised": 0}
     one, vectorised = fit_memo.fit_one, fit_memo.filters.fit
 
