@@ -45,6 +45,9 @@ class TaskMatrix:
     three masks over [B, G, M]."""
     threshold: np.ndarray
     """int64 [M]: free milli a slot needs to host m (1 for a CPU-only type: a full slot hosts nothing)."""
+    gpu_need: np.ndarray
+    """int64 [M]: GPUs able to host m that a node needs for m to run; for a CPU-only type more
+    than any node has, as such a type never uses a node's GPU (F_n(m) = U_n)."""
 
 
 def task_matrix(state: ClusterState, workload: Workload) -> TaskMatrix:
@@ -69,6 +72,7 @@ def task_matrix(state: ClusterState, workload: Workload) -> TaskMatrix:
         total=float(workload.weights.sum()),
         host=host.reshape(-1, len(types)),
         threshold=np.maximum(milli, 1),
+        gpu_need=np.array([t.gpus if t.gpus > 0 else np.iinfo(np.int64).max for t in types], np.int64),
     )
 
 
@@ -106,7 +110,7 @@ def combine(u: np.ndarray, cpu: np.ndarray, count: np.ndarray, fit_sum: np.ndarr
 
     Σ_m w_m F(m) = U·Σw − Σ_{m that can run} w_m·fit_sum_m: every term an integer below 2^53, so
     exactly the per-type sum, with no [.., M] array of U."""
-    can = (count >= tasks.need) & (cpu[..., None] >= tasks.cpu) & tasks.wants_gpu
+    can = (count >= tasks.gpu_need) & (cpu[..., None] >= tasks.cpu)
     return u * tasks.total - np.where(can, fit_sum, 0) @ tasks.weights
 
 
