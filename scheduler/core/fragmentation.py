@@ -106,7 +106,8 @@ def parts(r: np.ndarray, ok: np.ndarray, tasks: TaskMatrix) -> Parts:
 
 
 def combine(u: np.ndarray, cpu: np.ndarray, count: np.ndarray, fit_sum: np.ndarray, tasks: TaskMatrix) -> np.ndarray:
-    """F(M) from the aggregates; `u`/`cpu` broadcast against the leading axes of `count`.
+    """F(M) from the aggregates; `u`/`cpu` broadcast against the leading axes of `count` (size-1
+    axes included: a node's U and CPU are the same for every candidate GPU).
 
     Σ_m w_m F(m) = U·Σw − Σ_{m that can run} w_m·fit_sum_m: every term an integer below 2^53, so
     exactly the per-type sum, with no [.., M] array of U."""
@@ -149,6 +150,5 @@ def reduction(state: ClusterState, rows: np.ndarray, slot_fit: np.ndarray, tasks
     fits_new = ok & (r_new >= tasks.threshold)
     count = p.count[:, None, :] - p.fits + fits_new
     fit_sum = p.fit_sum[:, None, :] - r[:, :, None] * p.fits + r_new * fits_new
-    after = combine(np.broadcast_to((u - share_milli)[:, None], r.shape),
-                    np.broadcast_to(cpu_after[:, None], r.shape), count, fit_sum, tasks)
+    after = combine((u - share_milli)[:, None], cpu_after[:, None], count, fit_sum, tasks)  # [B, 1]: broadcast
     return np.where(slot_fit, before[:, None] - after, -np.inf)
