@@ -107,7 +107,7 @@ class InProcess:
         if fit is None:
             return Filtered(np.zeros(0, np.int64), {gate: int(np.count_nonzero(candidates))})
         # Positions, then take(): boolean-mask indexing of the [rows, slots] table costs ~10x more.
-        at = np.flatnonzero((fit.codes == 0) & candidates)
+        at = ((fit.codes == 0) & candidates).nonzero()[0]
         feasible = fit.rows.take(at)
         self._fit = (pod.uid, feasible, fit.slot_fit.take(at, 0))
         if len(feasible):

@@ -51,7 +51,7 @@ class FitMemo:
         """`filters.fit(state, pod, slice(0, stop), models)`. Its arrays are the memo's own, valid
         until the next call: read them (or copy) before changing the books or asking again."""
         entry = self._entry(state, pod)
-        stale = np.flatnonzero(entry.version[:stop] != state.version[:stop])
+        stale = (entry.version[:stop] != state.version[:stop]).nonzero()[0]  # flatnonzero, less its wrapper
         if len(stale) > SCALAR_ROWS:
             fresh = filters.fit(state, pod, stale, models)
             entry.codes[stale] = fresh.codes
