@@ -106,19 +106,21 @@ class InProcess:
         gate, fit = self.engine.fit_rows(pod, slice(0, len(candidates)))
         if fit is None:
             return Filtered(np.zeros(0, np.int64), {gate: int(np.count_nonzero(candidates))})
-        ok = (fit.codes == 0) & candidates
-        feasible = fit.rows[ok]
-        self._fit = (pod.uid, feasible, fit.slot_fit[ok])
+        # Positions, then take(): boolean-mask indexing of the [rows, slots] table costs ~10x more.
+        at = ((fit.codes == 0) & candidates).nonzero()[0]
+        feasible = fit.rows.take(at)
+        self._fit = (pod.uid, feasible, fit.slot_fit.take(at, 0))
         if len(feasible):
             return Filtered(feasible)
-        codes, counts = np.unique(fit.codes[candidates], return_counts=True)
-        return Filtered(feasible, {Reason(int(c)).message: int(n) for c, n in zip(codes, counts, strict=True)})
+        counts = np.bincount(fit.codes[candidates])  # reason codes are small ints: in code order, as np.unique
+        return Filtered(feasible, {Reason(c).message: int(counts[c]) for c in np.flatnonzero(counts).tolist()})
 
     async def best(self, pod: PodRequest, rows: np.ndarray) -> np.ndarray:
         if self._by_name(pod):
             scores = self.engine.score_array(pod, [self.names[r] for r in rows.tolist()])
             return rows[scores == np.nanmax(scores)]
-        if self._fit is not None and self._fit[0] == pod.uid and np.array_equal(self._fit[1], rows):
+        if self._fit is not None and self._fit[0] == pod.uid and (self._fit[1] is rows
+                                                                  or np.array_equal(self._fit[1], rows)):
             slot_fit = self._fit[2]
         else:  # asked about rows other than the last filter's: filter them again
             _, fit = self.engine.fit_rows(pod, rows)

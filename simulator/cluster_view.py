@@ -31,7 +31,10 @@ class ClusterView:
         self.name_rank[order] = np.arange(len(self.names))
         self.bound: dict[str, Allocation] = {}
         self.allocated_milli = 0
-        self._whole_held = np.zeros(self.state.rows, np.int64)
+        self._whole_free = np.zeros(self.state.rows, np.int64)
+        """Per row, the `nvidia.com/gpu` the device plugin advertises (present and healthy) less the
+        whole GPUs bound pods hold: kept as they change, so the in-tree filter is a comparison."""
+        self._whole_free[:self.size] = (self.state.present & self.state.healthy).sum(1)[:self.size]
 
     @property
     def size(self) -> int:
@@ -49,7 +52,7 @@ class ClusterView:
         self.bound[alloc.uid] = alloc
         self.allocated_milli += alloc.gpu_milli_total
         if not alloc.share:
-            self._whole_held[row] += len(alloc.slots)
+            self._whole_free[row] -= len(alloc.slots)
 
     def delete(self, uid: str) -> Allocation | None:
         alloc = self.bound.pop(uid, None)
@@ -59,7 +62,7 @@ class ClusterView:
         self.state.release(row, alloc.grant)
         self.allocated_milli -= alloc.gpu_milli_total
         if not alloc.share:
-            self._whole_held[row] -= len(alloc.slots)
+            self._whole_free[row] += len(alloc.slots)
         return alloc
 
     def replace_node(self, node: Node) -> None:
@@ -67,9 +70,12 @@ class ClusterView:
         row = self.state.index[node.name]
         self.state.replace_node(row, node)
         self.state.set_unavailable(row, bool(node.unavailable_reason))
+        self._whole_free[row] = int((self.state.present[row] & self.state.healthy[row]).sum())
         for alloc in self.bound.values():
             if alloc.node == node.name:
                 self.state.restore(row, alloc.grant)
+                if not alloc.share:
+                    self._whole_free[row] -= len(alloc.slots)
 
     # ------------------------------------------------------ in-tree filtering
     def in_tree(self, pod: PodRequest) -> np.ndarray:
@@ -78,6 +84,5 @@ class ClusterView:
         s = self.state
         ok = (s.cpu_free[:n] >= pod.cpu_milli) & (s.mem_free[:n] >= pod.memory_mib) & ~s.unavailable[:n]
         if pod.gpus:
-            advertised = (s.present[:n] & s.healthy[:n]).sum(1)
-            ok &= advertised - self._whole_held[:n] >= pod.gpus
+            ok &= self._whole_free[:n] >= pod.gpus
         return ok

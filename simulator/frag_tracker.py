@@ -30,7 +30,7 @@ class FragmentationTracker:
             self._structure = s.structure_version
             self._node = np.zeros(s.rows)
             self._seen = np.full(s.rows, -1, np.int64)
-        stale = np.flatnonzero(self._seen != s.version)
+        stale = (self._seen != s.version).nonzero()[0]
         if len(stale):
             self._node[stale] = frag.node_fragmentation(s, stale, self._tasks)
             self._seen[stale] = s.version[stale]

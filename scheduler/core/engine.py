@@ -28,6 +28,7 @@ from scheduler.core import filters
 from scheduler.core.allocation import Allocation
 from scheduler.core.candidates import Candidates, resolve
 from scheduler.core.contract import MILLI_PER_GPU
+from scheduler.core.fit_memo import FitMemo
 from scheduler.core.fit_one import fit_one
 from scheduler.core.gangs import GangSettings
 from scheduler.core.gatekeeper import Gatekeeper, PlanTools
@@ -125,6 +126,7 @@ class Engine:
         self._sequence = 0
         self._last_candidates: tuple[int, Candidates] | None = None
         self._last_fit: tuple | None = None
+        self._fit_memo = FitMemo()
         self._fits_anywhere: tuple[int, dict[tuple, bool]] = (-1, {})
         """(books generation, pod shape -> fits on some node): `observe_pending`'s judgements."""
         self.gates = Gatekeeper(self, PlanTools(self._models, self.policy_of, self._ctx, self._allocation),
@@ -294,11 +296,15 @@ class Engine:
         same observe, gate and vectorised fit, without name lookups or reason strings.
         Returns (gate reason, None) when a pod-level gate rejects the pod, else ("", fit).
         Only for pods the gatekeeper does not decide by name: a gang member, or any pod while team
-        quotas are on, must go through `filter` (its hooks take node names)."""
+        quotas are on, must go through `filter` (its hooks take node names).
+        `rows` as `slice(0, n)` answers from the per-shape memo (`fit_memo`): the fit's arrays are
+        then the memo's, to be read before the next call or change to the books."""
         self.observe(pod)
         gate = self.pod_gate(pod)
         if gate:
             return gate, None
+        if isinstance(rows, slice) and not rows.start and rows.step is None and rows.stop <= self.state.rows:
+            return "", self._fit_memo.fit(self.state, pod, rows.stop, self._models(pod))
         return "", filters.fit(self.state, pod, rows, self._models(pod))
 
     def score_rows(self, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray) -> np.ndarray:
@@ -346,7 +352,7 @@ class Engine:
         row = self.state.index.get(node)
         if row is None:
             raise BindRejected(f"node {node} is unknown to gpusched")
-        code, slot_fit = fit_one(self.state, pod, row, self._models(pod))
+        code, slot_fit = self._fit_memo.fit_row(self.state, pod, row, self._models(pod))
         if code is not Reason.FITS:
             raise BindRejected(f"node {node} no longer fits {pod.key}: {self._message(code, row)}")
         if slots is None:

@@ -88,11 +88,11 @@ def cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.
         entry = _Entry(workload, state.structure_version, np.full(state.rows, -1, np.int64),
                        np.zeros(state.rows), np.full(state.rows, -1, np.int8))
     memos[key] = entry
-    stale = entry.version[rows] != state.version[rows]
-    if stale.any():
-        idx = np.flatnonzero(stale)
-        sub = rows[idx]
-        fits = slot_fit[idx]
+    # take(), not fancy indexing: several times cheaper over the ~1,000 fitting rows of each pod
+    idx = (entry.version.take(rows) != state.version.take(rows)).nonzero()[0]
+    if len(idx):
+        sub = rows.take(idx)
+        fits = slot_fit.take(idx, 0)
         if len(sub) <= GROUP_ABOVE:
             first = inverse = np.arange(len(sub))
         else:
@@ -102,4 +102,4 @@ def cached(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.
             first, inverse = group_rows(alike)
         value, slot = compute(state, pod, sub[first], fits[first], tasks_of(state, workload, ctx))
         entry.value[sub], entry.slot[sub], entry.version[sub] = value[inverse], slot[inverse], state.version[sub]
-    return entry.value[rows], entry.slot[rows].astype(np.int64)
+    return entry.value.take(rows), entry.slot.take(rows).astype(np.int64)
