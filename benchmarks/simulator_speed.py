@@ -78,7 +78,7 @@ def main() -> None:
                   f"max {per_run[-1]:.1f} s. Machine: {t['machine']['cpus']} CPUs, load average "
                   f"{t['machine']['load_average_1m']} at the end, {t['machine']['date']}."]
     else:
-        lines += ["", "## The full sweep", "", f"not measured here ({timings} not found or unreadable)."]
+        lines += ["", "## The full sweep", "", f"not measured here ({_shown(timings)} not found or unreadable)."]
     lines += ["", "## Against the targets", "",
               "openb default, one seed, in-process: <= 3 s (issue 16). The 1,020-run sweep: <= 30 min on 2 cores. "
               "`make demo`: < 2 minutes on 2 cores. The machine is shared with other work; each number above "
@@ -95,6 +95,14 @@ def _sweep_timings(path: Path) -> dict | None:
         return t if t.get("run_seconds") and {"runs", "jobs", "wall_seconds", "machine"} <= t.keys() else None
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def _shown(path: Path) -> str:
+    """A path as the results file shows it: relative to the project where it can be."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
