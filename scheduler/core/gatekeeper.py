@@ -134,6 +134,8 @@ class Gatekeeper:
             return None
         if pod.uid in self.books.allocations:
             return None  # bound already (kube-scheduler does not ask again): no longer a pending member
+        if not pod.uid:  # members are kept, reserved and journaled by UID: one without cannot be counted
+            return [], dict.fromkeys(names, f"gang {GangKey.of(pod)}: a member needs metadata.uid")
         self.expire()
         reservations.adopt_namesake(self, pod)
         rows, _ = self.state.rows_of(names)
@@ -195,7 +197,8 @@ class Gatekeeper:
     def may_reclaim(self, pod: PodRequest) -> bool:
         """A single pod asking for GPUs, of a team that stays within its guarantee with it (reclaim rule 1),
         not bound already (a bound pod filtered again waits for nothing)."""
-        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu and pod.uid not in self.books.allocations
+        return (self.quotas.enabled and pod.gang is None and pod.wants_gpu and bool(pod.uid)
+                and pod.uid not in self.books.allocations
                 and self.quotas.within_guarantee(self.quotas.team_of(pod), self.ask(pod)))
 
     def wait_for_reclaim(self, pod: PodRequest) -> None:

@@ -97,3 +97,23 @@ async def test_metrics_name_gang_and_team_rejections_and_show_team_usage():
                    'gpusched_gangs{phase="waiting"} 1.0'):
         assert sample in metrics, sample
     assert 'gpusched_team_max_milli{team="nlp"}' not in metrics  # no max: absent, not zero
+
+
+async def test_a_gang_member_without_a_uid_is_refused_and_nothing_of_it_reaches_the_state_file(tmp_path):
+    """Members are counted, reserved and journaled by UID (a hostile-input case found it: a member
+    with an empty UID was journaled, and the next start refused the state file)."""
+    path = tmp_path / "state.jsonl"
+    service = cluster_service(CLUSTER, gates=GATES, journal=StateJournal(path))
+    server = await start(service)
+    names = [n.name for n in CLUSTER.nodes]
+    member = worker("anonymous", gpus=1, namespace="nlp").gang("g", 2).build()
+    member["metadata"]["uid"] = ""
+    async with ExtenderClient(server.url) as client:
+        answer = await client.filter(member, names)
+    await server.close()
+    service.binder.journal.close()
+    assert answer["NodeNames"] == []
+    assert set(answer["FailedAndUnresolvableNodes"].values()) == {"gang nlp/g: a member needs metadata.uid"}
+    again = cluster_service(CLUSTER, gates=GATES, journal=StateJournal(path))  # loads: no record without a UID
+    assert "\"uid\":\"\"" not in path.read_text()
+    again.binder.journal.close()
