@@ -15,6 +15,10 @@ its models have free, it is m's demand-to-supply ratio. Types that may use every
 same to every φ_X, so the subtracted minimum makes φ = 0 everywhere when no pod is constrained,
 and φ_X − φ_Y says how much more contested X is than Y. Placing d milli-GPU on a GPU of model X
 costs d · φ_X (milli-GPU), charged by the policy that uses it.
+
+φ_X has a scale: for a pool X that one type m alone is tied to, φ_X = λ_m / (free(X) / free(all)),
+m's share of the demand over X's share of the free GPU. At φ_X = 1 the pool holds just what its
+pods will ask; fgd-plus charges nothing until some φ reaches it (`OVER_ASKED`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import numpy as np
 
 from scheduler.core.fragmentation import TaskMatrix
 from scheduler.core.state import ClusterState
+
+OVER_ASKED = 1.0
+"""φ_X ≥ 1: the pods tied to X ask more of X than its share of the free GPU (see module doc)."""
 
 
 def free_by_model(state: ClusterState) -> np.ndarray:

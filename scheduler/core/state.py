@@ -75,6 +75,9 @@ class ClusterState:
         self._version_counter = [0]
         self.generation = 0
         """Bumped by every change to the books, so a caller can tell whether anything moved."""
+        self.capacity_version = 0
+        """Bumped whenever a node's capacity is written or removed (not by grants), so a cluster-wide
+        total of capacity can be cached until the nodes themselves change."""
         for node in nodes:
             self.add_node(node)
 
@@ -164,6 +167,7 @@ class ClusterState:
         self.names[row] = ""
         self._clear_row(row)
         self._touch(row)
+        self.capacity_version += 1
         self.structure_version += 1
 
     def _clear_row(self, row: int) -> None:
@@ -195,6 +199,7 @@ class ClusterState:
                 if 0 <= peer < len(node.gpus) and peer != slot:
                     mask |= 1 << peer
             self.nvlink[row, slot] = mask
+        self.capacity_version += 1
         self.layout[row] = self._layouts.setdefault(
             tuple((g.model, g.memory_mib, int(g.sharing), g.healthy, g.mig_enabled, g.nvlink_peers) for g in node.gpus),
             len(self._layouts) + 1)

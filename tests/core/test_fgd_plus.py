@@ -74,6 +74,20 @@ def test_cpu_slack_is_the_clusters_cpu_over_what_the_gpu_pods_would_take():
     assert stranding.cpu_slack(42000, 8000, stranding.CpuDemand(np.zeros(0), np.zeros(0))) == float("inf")
 
 
+def test_the_memoised_slack_follows_node_capacity_not_grants():
+    state = ClusterState([node("a").gpus(4).cpu(32000).build(), node("b").gpus(4).cpu(32000).build()])
+    tasks = frag.task_matrix(state, gpu_pods_needing_cpu())
+    ctx = PolicyContext()
+    fresh = lambda: stranding.cluster_slack(state, stranding.cpu_demand(tasks))  # noqa: E731
+    assert fgd_plus_inputs.cpu_slack(state, ctx, tasks) == pytest.approx(fresh()) == pytest.approx(2.0)
+    state.apply(0, Grant((0,), 1000, (0,), 16000, 0))  # a grant moves free CPU, not σ
+    assert fgd_plus_inputs.cpu_slack(state, ctx, tasks) == pytest.approx(2.0)
+    state.replace_node(1, node("b").gpus(4).cpu(16000).build())  # a node's capacity does
+    assert fgd_plus_inputs.cpu_slack(state, ctx, tasks) == pytest.approx(fresh()) == pytest.approx(1.5)
+    state.remove_node(1)
+    assert fgd_plus_inputs.cpu_slack(state, ctx, tasks) == pytest.approx(fresh()) == pytest.approx(2.0)
+
+
 @pytest.mark.parametrize(("slack", "expected"), [
     (0.5, 0.0), (0.99, 0.0),          # CPU short even for the GPU pods: stranding is unavoidable
     (1.0, 1.0), (1.6, 1.0), (1.75, 1.0),  # tight but sufficient (openb: 1.6)
@@ -221,6 +235,29 @@ def test_an_unconstrained_pod_leaves_the_scarce_model_to_the_pods_that_need_it()
     request = pod("p").gpus(1).request()
     assert ranked("fgd-plus", nodes, request, workload)[0][0] == "a100"
     assert ranked("fgd-models", nodes, request, workload)[0][0] == "a100"
+
+
+def model_pressure_charged(policy: str, nodes, request, workload) -> np.ndarray:
+    """What the policy's explain says the pod is charged for the models of each fitting node."""
+    state = ClusterState(nodes)
+    fit = filters.fit(state, request, np.arange(state.size))
+    breakdown = POLICIES[policy].explain(state, request, fit.rows[fit.fits], fit.slot_fit[fit.fits],
+                                         PolicyContext(workload=workload))
+    return next(t.values for t in breakdown.inputs if "model pressure" in t.name)
+
+
+@pytest.mark.parametrize(("unconstrained", "charged"), [(1, True), (7, False)], ids=["over-asked", "under-asked"])
+def test_fgd_plus_charges_model_pressure_only_while_a_pool_is_over_asked(unconstrained, charged):
+    # Three A100 nodes and one T4 node: T4 holds a quarter of the free GPU. One T4-only pod beside
+    # one unconstrained pod asks half of M's demand of it, φ_T4 = 0.5 · 4 = 2: protect the pool.
+    # Beside seven, an eighth, φ_T4 = 0.5 < 1: the pool absorbs its share, nothing is charged.
+    nodes = [node(f"a{i}").gpus(4).cpu(48000).build() for i in range(3)] + \
+        [node("t4").gpus(4, model="Tesla-T4").cpu(48000).build()]
+    workload = Workload.of_pods([pod("t4-only").gpus(1).models("Tesla-T4").request()]
+                                + [pod(f"any{i}").gpus(1).request() for i in range(unconstrained)])
+    request = pod("p").gpus(1).request()
+    assert bool(model_pressure_charged("fgd-plus", nodes, request, workload).any()) is charged
+    assert model_pressure_charged("fgd-plus-fixed", nodes, request, workload).any()  # ungated: always
 
 
 @pytest.mark.parametrize("name", [p.name for p in fgd_plus.POLICIES])

@@ -25,6 +25,13 @@ between openb (1.6-1.7) and PAI (2.0) by those measurements; the held-out invent
 benchmarks/results/robustness-held-out.md check it on shapes that played no part.
 Below σ = 1 the model term goes too: CPU binds before any GPU pool does, and keeping a pool free
 for the pods tied to it saves nothing (openb with half its CPU, gpuspec33: +0.11 pp with it).
+The model term is charged only while some pool is over-asked, max_X φ_X ≥ 1 (`scarcity.OVER_ASKED`):
+φ_X = 1 is where the pods tied to X ask of X exactly X's share of the free GPU. Below it every pool
+can absorb what its tied pods will ask if the mix holds, and keeping it free costs fragmentation
+for nothing: PAI 2020's pools, renamed by rank, peak at φ = 0.71 on the empty cluster, where the
+ungated term lost to FGD (gpuspec33, +0.075 ± 0.027 pp over 10 seeds; gated −0.005 ± 0.019);
+openb's T4 pool starts at 1.34. φ comes from the current books, so the gate opens as a pool fills
+and a restart, which rebuilds the books, rebuilds the gate with them.
 Where the CPU weight is 0 and no pod of M is tied to a model, neither term has anything to say and
 fgd-plus is FGD itself (its scores, pick and tie-break), not FGD with this module's own tie-break
 and share pick, which differ from FGD's by noise of a few hundredths of a point either way.
@@ -55,6 +62,7 @@ from scheduler.core import gpu_pick, scarcity, stranding
 from scheduler.core.policies import fgd, node_memo
 from scheduler.core.policies.base import Breakdown, Policy, PolicyContext, Term
 from scheduler.core.policies.fgd_plus_inputs import (
+    cpu_slack,
     model_pressure,
     node_order,
     node_saving,
@@ -75,6 +83,8 @@ class Terms:
     """Weight of the model pressure φ."""
     packing: float = 0.0
     """Within a bin, prefer the node left tightest in CPU and GPU (bestfit's measure), 0..0.5 of a point."""
+    gated: bool = False
+    """Charge the model pressure only while some pool is over-asked (max φ ≥ `scarcity.OVER_ASKED`)."""
     adaptive: bool = False
     """Scale the CPU weight by how much stranding can matter on this cluster for this workload
     (`stranding.relevance` of the CPU slack σ); False: the constant weight, as tuned on openb."""
@@ -90,7 +100,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
         if not terms.adaptive:
             return terms.cpu, terms.models, tasks
-        slack = stranding.cluster_slack(state, per_workload(ctx, "cpu-demand", tasks, stranding.cpu_demand))
+        slack = cpu_slack(state, ctx, tasks)
         return terms.cpu * stranding.relevance(slack), terms.models if slack >= 1.0 else 0.0, tasks
 
     def local(ctx: PolicyContext, cpu: float) -> node_memo.Compute:
@@ -100,11 +110,23 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
             return node_saving(state, pod, rows, slot_fit, tasks, cpu=cpu, demand=demand)
         return compute
 
+    def constrained(models: float, tasks: frag.TaskMatrix, ctx: PolicyContext) -> bool:
+        """A model weight, and some pod of M tied to a model: the model term has something to say."""
+        return bool(models) and per_workload(ctx, "constrained", tasks, scarcity.constrained)
+
+    def pressure(state: ClusterState, models: float, tasks: frag.TaskMatrix, ctx: PolicyContext) -> np.ndarray | None:
+        """φ per model id where the model term acts now, else None (`constrained` says no or, gated,
+        no pool is asked for more than its share of the free GPU)."""
+        if not constrained(models, tasks, ctx):
+            return None
+        phi = model_pressure(state, ctx, tasks)
+        return None if terms.gated and phi.max() < scarcity.OVER_ASKED else phi
+
     def plain_fgd(cpu: float, models: float, tasks: frag.TaskMatrix, ctx: PolicyContext) -> bool:
         """Adaptive and neither term has anything to add for this cluster and M: FGD itself decides
-        (its own scores and pick, its caller's tie-break), so such a cluster gets FGD exactly."""
-        return terms.adaptive and not cpu and not (models and per_workload(ctx, "constrained", tasks,
-                                                                            scarcity.constrained))
+        (its own scores and pick, its caller's tie-break), so such a cluster gets FGD exactly. Decided
+        per M, not per moment: a gated model term that is off for now keeps fgd-plus's own order."""
+        return terms.adaptive and not cpu and not constrained(models, tasks, ctx)
 
     def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
               ctx: PolicyContext) -> np.ndarray:
@@ -114,8 +136,8 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         # the cached part depends on the CPU weight only
         saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=f"fgd-plus:{cpu}",
                                         compute=local(ctx, cpu))
-        if models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
-            phi = model_pressure(state, ctx, tasks)
+        phi = pressure(state, models, tasks, ctx)
+        if phi is not None and pod.total_milli:
             saving = saving - models * pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
         order = node_order(state, ctx)[rows]
         if not terms.binned:
@@ -133,15 +155,15 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=f"fgd-plus:{cpu}",
                                         compute=local(ctx, cpu))
         fragmentation, _ = node_saving(state, pod, rows, slot_fit, tasks, cpu=0.0)
-        pressure = np.zeros(len(rows))
-        if models and pod.total_milli and per_workload(ctx, "constrained", tasks, scarcity.constrained):
-            phi = model_pressure(state, ctx, tasks)
-            pressure = pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
-            saving = saving - models * pressure
+        charged = np.zeros(len(rows))
+        phi = pressure(state, models, tasks, ctx)
+        if phi is not None and pod.total_milli:
+            charged = pod.total_milli * phi[state.model_id[rows, np.maximum(slot, 0)]]
+            saving = saving - models * charged
         inputs = (Term("x: fragmentation saved, ΔF/|M| (milli-GPU)", 1.0, fragmentation),
                   Term(f"x: − cpu·ΔS, GPU stranded by CPU running out (cpu = {cpu:g})", 1.0,
-                       saving + models * pressure - fragmentation),
-                  Term("x: model pressure, d·φ", -models, pressure))
+                       saving + models * charged - fragmentation),
+                  Term("x: model pressure, d·φ", -models, charged))
         order = node_order(state, ctx)[rows]
         if not terms.binned:
             return Breakdown((Term("x / 1000", 1.0, saving / 1000.0), Term("seeded node order", 1e-9, order)), inputs)
@@ -176,5 +198,5 @@ FGD_MODELS = make("fgd-models", "FGD plus the pressure on GPU models that constr
 FGD_PLUS_FIXED = make("fgd-plus-fixed", "FGD plus stranded GPU (CPU, constant weight) and model pressure",
                       Terms(cpu=1.0, models=0.5))
 FGD_PLUS = make("fgd-plus", "FGD plus stranded GPU (CPU, weighted by how scarce CPU is) and model pressure",
-                Terms(cpu=1.0, models=0.5, adaptive=True))
+                Terms(cpu=1.0, models=0.5, gated=True, adaptive=True))
 POLICIES = (FGD_EXACT, FGD_BESTFIT, FGD_CPU, FGD_MODELS, FGD_PLUS_FIXED, FGD_PLUS)
