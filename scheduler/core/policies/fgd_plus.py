@@ -31,7 +31,9 @@ can absorb what its tied pods will ask if the mix holds, and keeping it free cos
 for nothing: PAI 2020's pools, renamed by rank, peak at φ = 0.71 on the empty cluster, where the
 ungated term lost to FGD (gpuspec33, +0.075 ± 0.027 pp over 10 seeds; gated −0.005 ± 0.019);
 openb's T4 pool starts at 1.34. φ comes from the current books, so the gate opens as a pool fills
-and a restart, which rebuilds the books, rebuilds the gate with them.
+and a restart, which rebuilds the books, rebuilds the gate with them. While the gate is shut, the
+order stays fgd-plus's own: handing the moments without a term to FGD's tie-break mixes two orders
+in one run, and that cost +0.012 ± 0.009 pp on the same cell (10 seeds).
 Where the CPU weight is 0 and no pod of M is tied to a model, neither term has anything to say and
 fgd-plus is FGD itself (its scores, pick and tie-break), not FGD with this module's own tie-break
 and share pick, which differ from FGD's by noise of a few hundredths of a point either way.
