@@ -36,11 +36,10 @@ import orjson
 
 from benchmarks.big_cluster import cluster_file_dict, pod_json
 from benchmarks.extender_latency import filter_prioritize, free_port, post, serve, start
-from benchmarks.machine import describe, rss_mib
+from benchmarks.machine import describe, rss_mib, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "extender-scale.md"
-HAND_WRITTEN = "<!-- hand-written below: kept when this file is regenerated -->"
 TICKS = os.sysconf("SC_CLK_TCK")
 PODS_PER_ROUND = {500: 60, 5000: 30, 20000: 10, 50000: 5}
 """Pods each server gets per round: rounds stay ~0.3-1 s, so both servers see the same load."""
@@ -234,10 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_memory:
             lines += memory_part(50_000, 50_000, shapes, Path(tmp))
     lines += ["", f"Whole run: {time.perf_counter() - started:.0f} s.", "", NOTES]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = args.out.read_text().split(HAND_WRITTEN, 1) if args.out.is_file() else []
-    lines += ["", HAND_WRITTEN + (kept[1] if len(kept) == 2 else "\n")]
-    args.out.write_text("\n".join(lines))
+    write_results(args.out, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

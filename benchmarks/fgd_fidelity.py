@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import write_results
 from simulator.report import fgd_report, published
 from simulator.sweep import FGD_POLICIES, FGD_TRACES
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "fgd.md"
-HAND_WRITTEN = "<!-- hand-written below: kept when this file is regenerated -->"
 
 
 def main() -> None:
@@ -68,11 +68,7 @@ def main() -> None:
             lines.append(f"| {t.removeprefix('openb_pod_list_')} | {p} | {m_[-3:]} % | {_ms(c.ours)} | {_ms(c.published)} "
                          f"| {c.delta:+.2f} | {c.delta / se:+.1f} |")
     lines.append("")
-    hand = ""
-    if RESULTS.is_file() and HAND_WRITTEN in RESULTS.read_text():
-        hand = RESULTS.read_text().split(HAND_WRITTEN, 1)[1]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + (hand or "\n\n## Why the misses miss\n\n(to be written)\n"))
+    write_results(RESULTS, "\n".join(lines), "\n\n## Why the misses miss\n\n(to be written)\n")
     print(f"{hits}/{len(judged)} within 1 pp; wrote {RESULTS}")
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 
 def describe() -> str:
@@ -16,6 +17,18 @@ def describe() -> str:
     return (f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n"
             f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}\n"
             f"- Python {platform.python_version()}, commit {commit or 'unknown'}\n")
+
+
+HAND_WRITTEN = "<!-- hand-written below: kept when this file is regenerated -->"
+
+
+def write_results(path: Path, generated: str, first_hand_written: str = "\n") -> None:
+    """Write a results file: the generated part, then whatever a person wrote below the marker the
+    last time (notes, profiles, why a figure misses), which a rerun must not erase."""
+    old = path.read_text() if path.is_file() else ""
+    hand = old.split(HAND_WRITTEN, 1)[1] if HAND_WRITTEN in old else first_hand_written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(generated.rstrip("\n") + "\n\n" + HAND_WRITTEN + hand)
 
 
 def _field(path: str, name: str) -> str:

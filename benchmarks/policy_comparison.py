@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import write_results
 from scheduler.cli.simulate import parse_seeds
 from simulator import replay
 from simulator.curves import POINTS
@@ -27,7 +28,6 @@ from simulator.sweep import FGD_TRACES, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-HAND_WRITTEN = "<!-- hand-written below: kept when this file is regenerated -->"
 CANDIDATE = "fgd-plus"
 BASELINES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
 IDEAS = ("fgd-exact", "fgd-bestfit", "fgd-cpu", "fgd-models", "fgd-plus")
@@ -52,9 +52,7 @@ def main() -> None:
     lines += plots_section(args.sweep, runs, pub)
     lines += time_section(parse_seeds(args.time_seeds))
     out = RESULTS / "policies.md"
-    hand = out.read_text().split(HAND_WRITTEN, 1)[1] if out.is_file() and HAND_WRITTEN in out.read_text() else \
-        "\n\n## What each idea is, and why it wins or loses\n\n(to be written)\n"
-    out.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + hand)
+    write_results(out, "\n".join(lines), "\n\n## What each idea is, and why it wins or loses\n\n(to be written)\n")
     print(f"wrote {out}")
 
 

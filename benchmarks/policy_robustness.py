@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from scheduler.cli.simulate import parse_seeds
 from scheduler.core.model import Node
 from scheduler.core.policies import DEFAULT_POLICY
@@ -42,7 +42,6 @@ from simulator.traces import inventories
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "out" / "robustness"
-HAND_WRITTEN = "<!-- hand-written below: kept when this file is regenerated -->"
 PODS = ("default", "gpuspec33", "multigpu50", "cpu250")
 POD_FILE = "alibaba-gpu-v2023/csv/openb_pod_list_{}.csv"
 METRIC = "unallocated_pct_at_130"
@@ -122,9 +121,7 @@ def write_report(out: Path, runs: dict, names: list[str], pods: list[str], polic
              f"less/more GPU unallocated. ✓: Δ ≤ one standard error (no worse than {baseline} beyond noise).", ""]
     for candidate in candidates:
         lines += cell_table(runs, names, pods, baseline, candidate, seeds)
-    hand = out.read_text().split(HAND_WRITTEN, 1)[1] if out.is_file() and HAND_WRITTEN in out.read_text() else \
-        "\n\n## Reading the table\n\n(to be written)\n"
-    out.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + hand)
+    write_results(out, "\n".join(lines), "\n\n## Reading the table\n\n(to be written)\n")
 
 
 def cell_table(runs: dict, names: list[str], pods: list[str], baseline: str, candidate: str,

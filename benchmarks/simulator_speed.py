@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, write_results
 from simulator import protocol_fgd, replay
 from simulator.generator import generate
 from simulator.sweep import FGD_POLICIES
@@ -83,8 +83,7 @@ def main() -> None:
               "openb default, one seed, in-process: <= 3 s (issue 16). The 1,020-run sweep: <= 30 min on 2 cores. "
               "`make demo`: < 2 minutes on 2 cores. The machine is shared with other work; each number above "
               "is wall clock on it as it was (see the load averages)."]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    write_results(RESULTS, "\n".join(lines))
     print(f"wrote {RESULTS}")
 
 
