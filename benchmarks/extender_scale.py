@@ -258,25 +258,6 @@ NOTES = """## How each figure was measured
 - Memory: VmRSS of the server process (/proc/PID/status) after it loaded the cluster file (every pod
   in its `pods:` section restored into the books) and after filter + prioritize of distinct shapes
   (the per-shape score cache is bounded in bytes: `node_memo.MEMO_BYTES`).
-
-## What limits the figures that miss (profiles of 2026-12-06, this 2-core machine, load 4-7)
-
-- p99 <= 10 ms at 20,000 and 50,000 nodes: the do-nothing extender alone takes 20 ms and 49 ms
-  (p50) there. Decoding and encoding 20,000-50,000 names in Python, on both sides of the socket,
-  costs more than the target; gpusched's p50 is within 1.0-1.15x of that floor, so no extender
-  written in Python on this machine meets it. It breaks between 5,000 and 20,000 nodes.
-- p50 ratio at 500 nodes (1.93x to 2.44x in seven runs against 2x): the fixed cost per pod. In-process,
-  gpusched's work is ~0.8-1.0 ms per cycle at 500 nodes (cProfile: fgd-plus scoring 44%, most of it
-  the policy's own fragmentation arithmetic on shapes first seen since the workload mix last
-  changed; filter 29%; bind 21%), beside an HTTP floor of ~0.4 ms per request.
-- p50 ratio at 5,000 nodes (1.26x to 1.75x in seven runs at load 2-7.5) and server CPU per cycle
-  (3.67-5.00 ms against 2.5; 1.87-2.1x the do-nothing server's, 2.7-3.0x before this work): in-process,
-  server-side work is ~1.6-2 ms per cycle (cProfile at 5,000 nodes: scoring 42%, of it the grouping
-  of stale rows 22% and the policy's own arithmetic 36%; the vectorised filter 19%; reason maps 10%;
-  bind 12%); the rest is aiohttp and the kernel's loopback sends (cProfile of the server process:
-  `socket.send` ~190 µs per answer on this VM). The do-nothing server spends 1.75 ms per cycle on
-  two requests. Load moves the CPU figure itself (cache and hyperthread contention), not only wall
-  time: rerun on a quiet machine before reading it against the target.
 """
 
 
