@@ -35,6 +35,16 @@ class CpuDemand:
     weight: np.ndarray
     """float64 [K]: share of M's GPU demand at that ratio (sums to 1, or empty)."""
 
+    def __post_init__(self) -> None:
+        # ratio 0 (a type that asks no CPU) never limits; dividing by 1 there instead of 0 spares
+        # np.errstate, a context manager per call, on the scoring path
+        object.__setattr__(self, "_limits", self.ratio > 0)
+        object.__setattr__(self, "_divisor", np.where(self.ratio > 0, self.ratio, 1.0))
+
+    def servable(self, free_cpu: np.ndarray) -> np.ndarray:
+        """float64 [..., K]: milli-GPU that free_cpu [...] can serve at each ratio (inf at ratio 0)."""
+        return np.where(self._limits, np.asarray(free_cpu, np.float64)[..., None] / self._divisor, np.inf)
+
 
 def cpu_demand(tasks: TaskMatrix) -> CpuDemand:
     gpu = tasks.wants_gpu
@@ -50,10 +60,14 @@ def cpu_demand(tasks: TaskMatrix) -> CpuDemand:
 def stranded(free_milli: np.ndarray, free_cpu: np.ndarray, demand: CpuDemand) -> np.ndarray:
     """float64, the shape of `free_milli`: S for each (U, C) pair (see module doc)."""
     u = np.asarray(free_milli, np.float64)[..., None]
-    c = np.asarray(free_cpu, np.float64)[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):  # ratio 0: CPU never limits that type
-        servable = np.where(demand.ratio > 0, c / demand.ratio, np.inf)
-    return np.maximum(0.0, u - servable) @ demand.weight
+    return np.maximum(0.0, u - demand.servable(free_cpu)) @ demand.weight
+
+
+def added(free_milli: np.ndarray, free_cpu: np.ndarray, milli: int, cpu: int, demand: CpuDemand) -> np.ndarray:
+    """float64 [B]: ΔS, what taking `milli` GPU and `cpu` CPU from each node adds to its stranded GPU:
+    `stranded` after minus before, both sides in one pass (the scoring path calls this per pod)."""
+    after, before = stranded(free_milli - np.array(((milli,), (0,))), free_cpu - np.array(((cpu,), (0,))), demand)
+    return after - before
 
 
 def cpu_slack(cpu_milli: float, gpu_milli: float, demand: CpuDemand) -> float:

@@ -59,6 +59,23 @@ def test_stranded_gpu_averages_the_ratios_by_their_share_of_demand():
     assert stranding.stranded(np.array([4000]), np.array([8000]), demand).tolist() == [1500.0]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8000), st.integers(0, 128_000)), min_size=1, max_size=12),
+       st.integers(0, 8000), st.integers(0, 64_000),
+       st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 4.0, 12.5, 64.0]), min_size=1, max_size=5, unique=True))
+def test_the_stranding_a_placement_adds_is_after_minus_before_to_the_bit(nodes, milli, cpu, ratios):
+    demand = stranding.CpuDemand(np.array(sorted(ratios)), np.full(len(ratios), 1 / len(ratios)))
+    free = np.array([u for u, _ in nodes], np.int64)
+    cpu_free = np.array([c for _, c in nodes], np.int64)
+    two_calls = (stranding.stranded(free - milli, cpu_free - cpu, demand)
+                 - stranding.stranded(free, cpu_free, demand))
+    assert stranding.added(free, cpu_free, milli, cpu, demand).tobytes() == two_calls.tobytes()
+    with np.errstate(divide="ignore", invalid="ignore"):  # the module doc's S, written out
+        servable = np.where(demand.ratio > 0, cpu_free[:, None] / demand.ratio, np.inf)
+    written_out = np.maximum(0.0, free[:, None] - servable) @ demand.weight
+    assert stranding.stranded(free, cpu_free, demand).tobytes() == written_out.tobytes()
+
+
 def test_no_gpu_demand_strands_nothing():
     tasks = tasks_for(one_node(), {TaskType(2000, 0, 0, ANY): 1})
     demand = stranding.cpu_demand(tasks)

@@ -35,8 +35,7 @@ def node_saving(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit
         demand = stranding.cpu_demand(tasks) if demand is None else demand
         free = frag.free_share(state, rows).sum(1)
         cpu_free = state.cpu_free[rows]
-        saving = saving - cpu * (stranding.stranded(free - pod.total_milli, cpu_free - pod.cpu_milli, demand)
-                                 - stranding.stranded(free, cpu_free, demand))
+        saving = saving - cpu * stranding.added(free, cpu_free, pod.total_milli, pod.cpu_milli, demand)
     if pod.is_share:
         # The largest saving, then the tightest GPU, then the lowest index.
         best = per_slot == per_slot.max(1, keepdims=True)
