@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
@@ -19,6 +18,7 @@ from scheduler.extender.journal_keeper import JournalKeeper
 from scheduler.extender.service import ExtenderService, MemoryBinder
 from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
 from scheduler.extender.statefile import StateJournal
+from scheduler.extender.stop_signals import until_stop_signal
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,6 @@ async def serve_forever(service: ExtenderService, *, host: str, port: int, prefi
                          simulated_time=simulated_time)
     log.info("gpusched extender listening on %s (policy %s)", server.url, service.engine.settings.policy)
     try:
-        await asyncio.Event().wait()
+        await until_stop_signal()
     finally:
         await server.close()

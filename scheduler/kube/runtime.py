@@ -30,6 +30,7 @@ from scheduler.extender.public import start_public
 from scheduler.extender.server import RunningServer, start
 from scheduler.extender.service import ExtenderService
 from scheduler.extender.slow_clients import HttpLimits
+from scheduler.extender.stop_signals import until_stop_signal
 from scheduler.extender.tls import CertificateReloader, server_context
 from scheduler.extender.webhook import WebhookSettings
 from scheduler.kube.binder import BinderSettings, KubeBinder
@@ -162,7 +163,7 @@ class KubeExtender:
     async def serve_forever(self) -> None:
         await self.start()
         try:
-            await asyncio.Event().wait()
+            await until_stop_signal()
         finally:
             await self.stop()
 

@@ -142,3 +142,30 @@ def test_serve_survives_a_kill_with_its_state_file(tmp_path):
     finally:
         process.terminate()
         process.wait()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_in_order_on_a_stop_signal_and_keeps_its_books(tmp_path, stop):
+    state_file = tmp_path / "books.jsonl"
+    process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
+    try:
+        built = pod("a").gpus(2).build()
+        answer = http("POST", url + "/filter", {"Pod": built, "Nodes": None, "NodeNames": ["a100-0", "h100-0"]})
+        assert http("POST", url + "/bind", {"PodName": "a", "PodNamespace": "ml", "PodUID": built["metadata"]["uid"],
+                                            "Node": answer["NodeNames"][0]}) == {"Error": ""}
+        before = http("GET", url + "/state")
+    finally:
+        process.send_signal(stop)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    # 0: it closed the listener and the state file itself; a process ended by SIGTERM reads -15
+    assert process.returncode == 0, process.stderr.read().decode()
+    process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
+    try:
+        assert http("GET", url + "/state") == before
+    finally:
+        process.terminate()
+        process.wait()

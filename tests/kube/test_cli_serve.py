@@ -42,7 +42,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_a_live_cluster_as_a_process(kube_api, tmp_path):
+# SIGTERM is what the kubelet sends a terminating pod; SIGINT a person at a terminal
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_a_live_cluster_as_a_process(kube_api, tmp_path, stop):
     kube_api.put(node("a", gpus=2))
     kube_api.put(pod("other", gpus=1, scheduler="default-scheduler", node_name="a"))
     issued = issue_webhook_certificate(service="gpusched", namespace="gpu-system", extra_names=("127.0.0.1",))
@@ -78,11 +80,12 @@ def test_serve_a_live_cluster_as_a_process(kube_api, tmp_path):
             assert time.monotonic() < deadline, "the replica never took the lease"
             time.sleep(0.1)
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    assert process.returncode == 0, process.communicate()[1]  # shut down in order, not ended by the signal
     lease = kube_api.get("leases", "default", "gpu-extender")
     assert lease["spec"]["holderIdentity"] == ""  # given up on the way out
