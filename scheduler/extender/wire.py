@@ -349,5 +349,7 @@ def scale_array(values: np.ndarray, span: float = DEFAULT_SPAN) -> np.ndarray:
     if valid.any():
         below = values[valid].max() - values[valid]
         steps = np.ceil(np.minimum(below / span, 1.0) * MAX_EXTENDER_PRIORITY)
+        # a difference so small that below / span underflows to 0 still costs its point
+        steps = np.where(below > 0, np.maximum(steps, 1.0), steps)
         scaled[valid] = MAX_EXTENDER_PRIORITY - steps.astype(np.int64)
     return scaled

@@ -17,6 +17,11 @@ def test_a_near_tie_costs_one_point_not_the_whole_range():
     assert scale_array(np.array([47.0008, 47.0007, 47.0006])).tolist() == [10, 9, 9]
 
 
+def test_a_difference_too_small_to_divide_still_costs_its_point():
+    # 5e-324 / 100 underflows to 0: found by the property test below on a fresh run
+    assert scale_array(np.array([0.0, 5e-324]), span=100.0).tolist() == [9, 10]
+
+
 def test_one_point_per_tenth_of_the_policy_span():
     assert scale_array(np.array([90.0, 80.0, 75.0, 40.0, 0.0, -500.0])).tolist() == [10, 9, 8, 5, 1, 0]
     assert scale_array(np.array([900_000.0, 650_000.0]), span=1e6).tolist() == [10, 7]
