@@ -1,7 +1,7 @@
 """Does a policy tuned on openb hold on cluster shapes it never saw? The default policy against FGD.
 
     python -m benchmarks.policy_robustness [--traces ../shared/traces] [--seeds 42-51] [--jobs 2]
-        [--policies fgd,fgd-plus] [--inventories openb,pai2020] [--pods default,cpu250] [--held-out]
+        [--policies fgd,fgd-plus] [--inventories openb,pai2020] [--pods default,cpu250] [--held-out | --diagnostic]
 
 openb's pod lists (default, gpuspec33, multigpu50, cpu250) under the FGD protocol
 (reference/fgd-protocol.md §2.1; `simulator/protocol_fgd.py`, run by `simulator/sweep.py`) on node
@@ -14,6 +14,8 @@ paired difference above FGD's.
 `--held-out` runs the inventories kept aside (Helios, openb with CPU doubled, openb halved and
 shuffled, PAI with CPU halved) instead and writes them to their own file: they were not looked at
 while choosing the policy, so a policy shaped to the cells above alone would show it there.
+`--diagnostic` runs inventories made afterwards to test a reading of a held-out loss (openb and PAI
+with their CPU spread evenly over their GPUs), to robustness-diagnostic.md.
 
 Runs are kept in out/robustness/runs.json (one per inventory, pod list, policy, seed) and reused;
 `--forget POLICY` drops a policy's runs after its code changed. Writes
@@ -53,6 +55,13 @@ HELD_OUT: dict[str, Callable[[Path], list[Node]]] = {
     "helios": inventories.helios, "cpu-doubled": inventories.cpu_doubled,
     "halved+shuffled": inventories.halved_and_shuffled, "pai2020-cpu-halved": inventories.pai2020_cpu_halved,
 }
+DIAGNOSTIC: dict[str, Callable[[Path], list[Node]]] = {
+    "openb-even-cpu": inventories.openb_even_cpu, "pai2020-even-cpu": inventories.pai2020_even_cpu,
+}
+"""Made after the held-out table showed a loss, to test a reading of it: neither tuned on nor held out."""
+SETS = {"tuned": (CELLS, "robustness.md", "inventories it was not tuned on"),
+        "held-out": (HELD_OUT, "robustness-held-out.md", "held-out inventories"),
+        "diagnostic": (DIAGNOSTIC, "robustness-diagnostic.md", "inventories made to test why it loses")}
 
 
 def main() -> int:
@@ -64,6 +73,7 @@ def main() -> int:
     parser.add_argument("--inventories", help="a subset of the inventories, comma-separated")
     parser.add_argument("--pods", default=",".join(PODS), help="openb pod list suffixes, comma-separated")
     parser.add_argument("--held-out", action="store_true", help="the inventories kept aside, to their own file")
+    parser.add_argument("--diagnostic", action="store_true", help="the inventories made to test a reading of a loss")
     parser.add_argument("--forget", action="append", default=[], help="drop this policy's stored runs first")
     args = parser.parse_args()
     missing = [f for f in (*inventories.TRACE_FILES, *(Path(POD_FILE.format(p)) for p in PODS))
@@ -71,7 +81,8 @@ def main() -> int:
     if missing:
         print(f"policy_robustness: the public traces are not in {args.traces} ({missing[0]} not found)", file=sys.stderr)
         return 2
-    table = HELD_OUT if args.held_out else CELLS
+    chosen = "held-out" if args.held_out else "diagnostic" if args.diagnostic else "tuned"
+    table, file_name, title = SETS[chosen]
     names = args.inventories.split(",") if args.inventories else list(table)
     pods, policies, seeds = args.pods.split(","), args.policies.split(","), parse_seeds(args.seeds)
     runs = stored_runs(forget=set(args.forget))
@@ -86,8 +97,9 @@ def main() -> int:
             save_runs(runs)
 
         sweep.run_all(tasks, jobs=args.jobs, on_done=keep)
-    out = RESULTS / ("robustness-held-out.md" if args.held_out else "robustness.md")
-    write_report(out, runs, names, pods, policies, seeds, held_out=args.held_out)
+    out = RESULTS / file_name
+    flag = "" if chosen == "tuned" else f" --{chosen}"
+    write_report(out, runs, names, pods, policies, seeds, title=title, flag=flag)
     print(f"wrote {out}")
     return 0
 
@@ -108,11 +120,10 @@ def save_runs(runs: dict) -> None:
 
 
 def write_report(out: Path, runs: dict, names: list[str], pods: list[str], policies: list[str], seeds: list[int],
-                 *, held_out: bool) -> None:
+                 *, title: str, flag: str) -> None:
     baseline, candidates = policies[0], policies[1:]
-    title = "held-out inventories" if held_out else "inventories it was not tuned on"
     lines = [f"# The default policy against FGD on {title}", "",
-             f"Written by `python -m benchmarks.policy_robustness{' --held-out' if held_out else ''}`:", "",
+             f"Written by `python -m benchmarks.policy_robustness{flag}`:", "",
              describe(),
              f"openb pod lists under the FGD protocol on node inventories of openb's GPU capacity "
              f"(`simulator/traces/inventories.py` says how each is derived). Unallocated GPU % at 130 % of "

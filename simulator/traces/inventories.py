@@ -113,6 +113,26 @@ def halved_and_shuffled(traces: Path, *, seed: int = 0) -> list[Node]:
     return [replace(n, cpu_milli=n.cpu_milli // 2) for n in models_shuffled(traces, seed=seed)]
 
 
+def openb_even_cpu(traces: Path) -> list[Node]:
+    """Diagnostic. openb with its CPU spread evenly over its GPUs: the cluster's CPU and every GPU
+    stay, each node gets CPU in proportion to its GPUs. No node holds CPU beyond its GPUs' share, the
+    shape of the Helios inventory (`helios`, where fgd-plus loses on cpu250), with openb's models."""
+    return even_cpu(openb(traces))
+
+
+def pai2020_even_cpu(traces: Path) -> list[Node]:
+    """Diagnostic. The PAI 2020 inventory above with its CPU spread evenly over its GPUs (as
+    `openb_even_cpu`): PAI's 2-GPU machines lose the CPU to spare they hold."""
+    return even_cpu(pai2020(traces))
+
+
+def even_cpu(nodes: list[Node]) -> list[Node]:
+    """The same nodes, the same CPU in all, each node's share in proportion to its GPUs (rounded
+    down to the milli-core)."""
+    cpu, gpus = sum(n.cpu_milli for n in nodes), gpu_count(nodes)
+    return [replace(n, cpu_milli=cpu * len(n.gpus) // gpus) for n in nodes]
+
+
 def openb_gpus(traces: Path) -> int:
     return gpu_count(openb(traces))
 

@@ -16,7 +16,8 @@ from tests.simulator.conftest import TRACES, openb
 OPENB_GPUS = 6212
 DERIVED = [inventories.openb, inventories.pai2020, inventories.spot2026, inventories.cpu_halved,
            inventories.models_shuffled, inventories.helios, inventories.cpu_doubled,
-           inventories.pai2020_cpu_halved, inventories.halved_and_shuffled]
+           inventories.pai2020_cpu_halved, inventories.halved_and_shuffled, inventories.openb_even_cpu,
+           inventories.pai2020_even_cpu]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,21 @@ def test_pai_keeps_its_cpu_per_gpu_shapes(traces):
     # PAI's 2-GPU P100 machines have 64 cores; after renaming by rank they play openb's T4 pool
     cores_per_gpu = {(s[1], s[2] // 1000 // s[1]) for s in shapes(inventories.pai2020(traces))}
     assert cores_per_gpu == {(2, 32), (2, 48), (8, 12)}
+
+
+@pytest.mark.parametrize(("even", "base"), [(inventories.openb_even_cpu, inventories.openb),
+                                             (inventories.pai2020_even_cpu, inventories.pai2020)],
+                         ids=["openb", "pai2020"])
+def test_even_cpu_keeps_the_clusters_cpu_and_gives_each_node_its_gpus_share(traces, even, base):
+    spread, original = even(traces), base(traces)
+    assert [n.gpus for n in spread] == [n.gpus for n in original]
+    total = sum(n.cpu_milli for n in original)
+    assert total - len(spread) < sum(n.cpu_milli for n in spread) <= total  # rounded down per node
+    def spread_of(nodes):  # milli-cores per GPU, most minus least
+        per_gpu = [n.cpu_milli / len(n.gpus) for n in nodes]
+        return max(per_gpu) - min(per_gpu)
+    assert spread_of(original) > 1000  # nodes with CPU to spare, and nodes without
+    assert spread_of(spread) < 1  # every node its GPUs' share of the CPU, to the milli-core
 
 
 def test_cpu_halved_changes_cpu_only(traces):
