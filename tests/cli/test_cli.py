@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
 from tests.builders import pod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,14 +156,9 @@ def test_serve_stops_in_order_on_a_stop_signal_and_keeps_its_books(tmp_path, sto
                                             "Node": answer["NodeNames"][0]}) == {"Error": ""}
         before = http("GET", url + "/state")
     finally:
-        process.send_signal(stop)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        code = processes.stop(process, stop)
     # 0: it closed the listener and the state file itself; a process ended by SIGTERM reads -15
-    assert process.returncode == 0, process.stderr.read().decode()
+    assert code == 0, process.stderr.read().decode()
     process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
     try:
         assert http("GET", url + "/state") == before

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests import processes
 from tests.cluster.controlplane import wait_until
 from tests.cluster.install import NAMESPACE
 
@@ -29,8 +30,7 @@ def test_a_sidecar_stopped_with_sigterm_hands_its_lease_to_the_standby_at_once(p
         standby = replicas.extender("stop-b").start()
         try:
             stopped = time.monotonic()
-            first.process.send_signal(signal.SIGTERM)
-            assert first.process.wait(timeout=30) == 0, first.tail()  # shut down in order, not ended by the signal
+            assert processes.stop(first.process, signal.SIGTERM, grace_s=30) == 0, first.tail()  # in order, not ended by it
             wait_until("stop-b holding the Lease", lambda: _holder(plane) == "stop-b", timeout=LEASE_DURATION_S * 2,
                        interval=0.1)
             handed_over = time.monotonic() - stopped

@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from scheduler.extender.tls import issue_webhook_certificate
+from tests import processes
 from tests.cli.test_cli import MIXED, ROOT, gpusched, one_line_error
 from tests.kube.objects import node, pod
 
@@ -80,12 +81,7 @@ def test_serve_a_live_cluster_as_a_process(kube_api, tmp_path, stop):
             assert time.monotonic() < deadline, "the replica never took the lease"
             time.sleep(0.1)
     finally:
-        process.send_signal(stop)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, process.communicate()[1]  # shut down in order, not ended by the signal
+        code = processes.stop(process, stop)
+    assert code == 0, process.communicate()[1]  # shut down in order, not ended by the signal
     lease = kube_api.get("leases", "default", "gpu-extender")
     assert lease["spec"]["holderIdentity"] == ""  # given up on the way out
