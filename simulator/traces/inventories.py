@@ -120,6 +120,16 @@ def openb_even_cpu(traces: Path) -> list[Node]:
     return even_cpu(openb(traces))
 
 
+def openb_even_cpu_075(traces: Path) -> list[Node]:
+    """Diagnostic. `openb_even_cpu` with three quarters of its CPU (σ ≈ 1.2 instead of 1.6)."""
+    return [replace(n, cpu_milli=n.cpu_milli * 3 // 4) for n in openb_even_cpu(traces)]
+
+
+def openb_even_cpu_085(traces: Path) -> list[Node]:
+    """Diagnostic. `openb_even_cpu` with 85 % of its CPU (σ ≈ 1.36)."""
+    return [replace(n, cpu_milli=n.cpu_milli * 85 // 100) for n in openb_even_cpu(traces)]
+
+
 def pai2020_even_cpu(traces: Path) -> list[Node]:
     """Diagnostic. The PAI 2020 inventory above with its CPU spread evenly over its GPUs (as
     `openb_even_cpu`): PAI's 2-GPU machines lose the CPU to spare they hold."""

@@ -17,7 +17,7 @@ OPENB_GPUS = 6212
 DERIVED = [inventories.openb, inventories.pai2020, inventories.spot2026, inventories.cpu_halved,
            inventories.models_shuffled, inventories.helios, inventories.cpu_doubled,
            inventories.pai2020_cpu_halved, inventories.halved_and_shuffled, inventories.openb_even_cpu,
-           inventories.pai2020_even_cpu]
+           inventories.pai2020_even_cpu, inventories.openb_even_cpu_085, inventories.openb_even_cpu_075]
 
 
 @pytest.fixture(scope="module")
