@@ -15,7 +15,8 @@ paired difference above FGD's.
 shuffled, PAI with CPU halved) instead and writes them to their own file: they were not looked at
 while choosing the policy, so a policy shaped to the cells above alone would show it there.
 `--diagnostic` runs inventories made afterwards to test a reading of a held-out loss (openb and PAI
-with their CPU spread evenly over their GPUs), to robustness-diagnostic.md.
+with their CPU spread evenly over their GPUs, openb so spread with less CPU), to
+robustness-diagnostic.md.
 
 Runs are kept in out/robustness/runs.json (one per inventory, pod list, policy, seed) and reused;
 `--forget POLICY` drops a policy's runs after its code changed. Writes
@@ -73,8 +74,9 @@ def main() -> int:
     parser.add_argument("--policies", default=f"fgd,{DEFAULT_POLICY}", help="FGD first, then the candidate(s)")
     parser.add_argument("--inventories", help="a subset of the inventories, comma-separated")
     parser.add_argument("--pods", default=",".join(PODS), help="openb pod list suffixes, comma-separated")
-    parser.add_argument("--held-out", action="store_true", help="the inventories kept aside, to their own file")
-    parser.add_argument("--diagnostic", action="store_true", help="the inventories made to test a reading of a loss")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--held-out", action="store_true", help="the inventories kept aside, to their own file")
+    which.add_argument("--diagnostic", action="store_true", help="the inventories made to test a reading of a loss")
     parser.add_argument("--forget", action="append", default=[], help="drop this policy's stored runs first")
     args = parser.parse_args()
     missing = [f for f in (*inventories.TRACE_FILES, *(Path(POD_FILE.format(p)) for p in PODS))

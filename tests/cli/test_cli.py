@@ -120,6 +120,16 @@ def start_serve(*args: str) -> tuple[subprocess.Popen, str]:
     raise AssertionError("serve did not become ready")
 
 
+def state_after_restart(state_file) -> dict:
+    """The books a new `serve --cluster` reads back from `state_file` (its /state), the server stopped after."""
+    process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
+    try:
+        return http("GET", url + "/state")
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def test_serve_survives_a_kill_with_its_state_file(tmp_path):
     state_file = tmp_path / "books.jsonl"
     process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
@@ -136,13 +146,8 @@ def test_serve_survives_a_kill_with_its_state_file(tmp_path):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
-    try:
-        assert http("GET", url + "/state") == before
-        assert before["pods"] == 4  # the cluster file's notebook plus the three bound here
-    finally:
-        process.terminate()
-        process.wait()
+    assert state_after_restart(state_file) == before
+    assert before["pods"] == 4  # the cluster file's notebook plus the three bound here
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -159,9 +164,4 @@ def test_serve_stops_in_order_on_a_stop_signal_and_keeps_its_books(tmp_path, sto
         code = processes.stop(process, stop)
     # 0: it closed the listener and the state file itself; a process ended by SIGTERM reads -15
     assert code == 0, process.stderr.read().decode()
-    process, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
-    try:
-        assert http("GET", url + "/state") == before
-    finally:
-        process.terminate()
-        process.wait()
+    assert state_after_restart(state_file) == before

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 from tests.builders import pod
-from tests.cli.test_cli import MIXED, gpusched, http, one_line_error, start_serve
+from tests.cli.test_cli import MIXED, gpusched, http, one_line_error, start_serve, state_after_restart
 
 NODES = ["a100-0", "a100-1", "h100-0", "t4-0", "t4-1", "a10-0", "a10-1", "cpu-0"]
 
@@ -38,9 +38,4 @@ def test_a_second_server_on_the_same_state_file_exits_2_and_leaves_the_file_alon
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    restarted, url = start_serve("--cluster", str(MIXED), "--state-file", str(state_file))
-    try:
-        assert http("GET", url + "/state") == before
-    finally:
-        restarted.terminate()
-        restarted.wait()
+    assert state_after_restart(state_file) == before
