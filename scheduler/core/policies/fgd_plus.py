@@ -55,12 +55,12 @@ kept current row by row (`scarcity.FreeByModel`, `fgd_plus_inputs.model_pressure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from scheduler.core import fragmentation as frag
-from scheduler.core import gpu_pick, scarcity, stranding
+from scheduler.core import gpu_pick, rehearsal, scarcity, stranding
 from scheduler.core.policies import fgd, node_memo
 from scheduler.core.policies.base import Breakdown, Policy, PolicyContext, Term
 from scheduler.core.policies.fgd_plus_inputs import (
@@ -90,6 +90,9 @@ class Terms:
     adaptive: bool = False
     """Scale the CPU weight by how much stranding can matter on this cluster for this workload
     (`stranding.relevance` of the CPU slack σ); False: the constant weight, as tuned on openb."""
+    rehearsed: bool = False
+    """Use these terms only where a rehearsal on a miniature of the cluster (`rehearsal`) finds them
+    leaving less GPU unallocated than FGD for this M; elsewhere FGD itself decides."""
 
     def __post_init__(self) -> None:
         if self.cpu < 0 or self.models < 0 or not 0 <= self.packing <= 0.5:
@@ -97,6 +100,8 @@ class Terms:
 
 
 def make(name: str, summary: str, terms: Terms) -> Policy:
+    candidate = make(f"{name}-terms", summary, replace(terms, rehearsed=False)) if terms.rehearsed else None
+
     def weighted(state: ClusterState, pod: PodRequest, ctx: PolicyContext) -> tuple[float, float, frag.TaskMatrix]:
         """(the CPU and model weights for this cluster and workload, M's task matrix)."""
         tasks = node_memo.tasks_of(state, node_memo.workload_of(pod, ctx), ctx)
@@ -124,16 +129,44 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         phi = model_pressure(state, ctx, tasks)
         return None if terms.gated and phi.max() < scarcity.OVER_ASKED else phi
 
-    def plain_fgd(cpu: float, models: float, tasks: frag.TaskMatrix, ctx: PolicyContext) -> bool:
-        """Adaptive and neither term has anything to add for this cluster and M: FGD itself decides
-        (its own scores and pick, its caller's tie-break), so such a cluster gets FGD exactly. Decided
-        per M, not per moment: a gated model term that is off for now keeps fgd-plus's own order."""
-        return terms.adaptive and not cpu and not constrained(models, tasks, ctx)
+    def verdict(state: ClusterState, pod: PodRequest, ctx: PolicyContext) -> rehearsal.Verdict:
+        """The rehearsal of these terms against FGD for this cluster's node shapes, M and seed, played
+        once per (M, census of node shapes, seed) and kept in the context: a node re-described with
+        its shape unchanged, or a GPU turning unhealthy, plays nothing again."""
+        assert candidate is not None
+        workload = node_memo.workload_of(pod, ctx)
+        shapes = ctx.memo.get("census")
+        if shapes is None or shapes[0] is not state or shapes[1] != state.capacity_version:
+            shapes = (state, state.capacity_version, rehearsal.census(n for n in state.specs[:state.size] if n))
+            ctx.memo["census"] = shapes
+        key = (shapes[2], ctx.seed)
+        cached = ctx.memo.get("rehearsal")
+        if cached is None or cached[0] is not workload or cached[1] != key:
+            cached = (workload, key, rehearsal.rehearse(shapes[2], workload, candidate, fgd.POLICY, seed=ctx.seed))
+            ctx.memo["rehearsal"] = cached
+        return cached[2]
+
+    def plain_fgd(state: ClusterState, pod: PodRequest, cpu: float, models: float, tasks: frag.TaskMatrix,
+                  ctx: PolicyContext) -> bool:
+        """FGD itself decides (its own scores and pick, its caller's tie-break), so such a cluster gets
+        FGD exactly: adaptive and neither term has anything to add for this cluster and M, or
+        rehearsed and the rehearsal found FGD's order no worse. Decided per M, not per moment: a
+        gated model term that is off for now keeps fgd-plus's own order."""
+        if terms.adaptive and not cpu and not constrained(models, tasks, ctx):
+            return True
+        return terms.rehearsed and not verdict(state, pod, ctx).candidate_wins
+
+    def rehearsed(state: ClusterState, pod: PodRequest, rows: np.ndarray, ctx: PolicyContext) -> tuple[Term, ...]:
+        """The rehearsal's finding, where one was played, as an input line of `explain` (no value)."""
+        if not terms.rehearsed or "rehearsal" not in ctx.memo:
+            return ()
+        found = verdict(state, pod, ctx)
+        return (Term(found.describe("fgd-plus's terms", "fgd"), 0.0, np.zeros(len(rows))),)
 
     def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
               ctx: PolicyContext) -> np.ndarray:
         cpu, models, tasks = weighted(state, pod, ctx)
-        if plain_fgd(cpu, models, tasks, ctx):
+        if plain_fgd(state, pod, cpu, models, tasks, ctx):
             return fgd.score(state, pod, rows, slot_fit, ctx)
         # the cached part depends on the CPU weight only
         saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=f"fgd-plus:{cpu}",
@@ -152,8 +185,9 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
                 ctx: PolicyContext) -> Breakdown:
         """`score`'s sum term by term; x's parts (fragmentation, CPU, models) as inputs."""
         cpu, models, tasks = weighted(state, pod, ctx)
-        if plain_fgd(cpu, models, tasks, ctx):
-            return fgd.POLICY.explain(state, pod, rows, slot_fit, ctx)
+        if plain_fgd(state, pod, cpu, models, tasks, ctx):
+            breakdown = fgd.POLICY.explain(state, pod, rows, slot_fit, ctx)
+            return Breakdown(breakdown.terms, (*breakdown.inputs, *rehearsed(state, pod, rows, ctx)))
         saving, slot = node_memo.cached(state, pod, rows, slot_fit, ctx, namespace=f"fgd-plus:{cpu}",
                                         compute=local(ctx, cpu))
         fragmentation, _ = node_saving(state, pod, rows, slot_fit, tasks, cpu=0.0)
@@ -165,7 +199,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         inputs = (Term("x: fragmentation saved, ΔF/|M| (milli-GPU)", 1.0, fragmentation),
                   Term(f"x: − cpu·ΔS, GPU stranded by CPU running out (cpu = {cpu:g})", 1.0,
                        saving + models * charged - fragmentation),
-                  Term("x: model pressure, d·φ", -models, charged))
+                  Term("x: model pressure, d·φ", -models, charged), *rehearsed(state, pod, rows, ctx))
         order = node_order(state, ctx)[rows]
         if not terms.binned:
             return Breakdown((Term("x / 1000", 1.0, saving / 1000.0), Term("seeded node order", 1e-9, order)), inputs)
@@ -180,7 +214,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
     def pick(state: ClusterState, pod: PodRequest, row: int, slot_fit: np.ndarray,
              ctx: PolicyContext) -> tuple[int, ...]:
         cpu, models, tasks = weighted(state, pod, ctx)
-        if plain_fgd(cpu, models, tasks, ctx):
+        if plain_fgd(state, pod, cpu, models, tasks, ctx):
             return fgd.pick(state, pod, row, slot_fit, ctx)
         if pod.is_share:
             _, slot = node_memo.cached(state, pod, np.array([row]), slot_fit[None, :], ctx,
@@ -199,6 +233,8 @@ FGD_CPU = make("fgd-cpu", "FGD plus the GPU stranded when CPU runs out", Terms(c
 FGD_MODELS = make("fgd-models", "FGD plus the pressure on GPU models that constrained pods need", Terms(models=0.5))
 FGD_PLUS_FIXED = make("fgd-plus-fixed", "FGD plus stranded GPU (CPU, constant weight) and model pressure",
                       Terms(cpu=1.0, models=0.5))
-FGD_PLUS = make("fgd-plus", "FGD plus stranded GPU (CPU, weighted by how scarce CPU is) and model pressure",
-                Terms(cpu=1.0, models=0.5, gated=True, adaptive=True))
-POLICIES = (FGD_EXACT, FGD_BESTFIT, FGD_CPU, FGD_MODELS, FGD_PLUS_FIXED, FGD_PLUS)
+FGD_PLUS_TERMS = make("fgd-plus-terms", "FGD plus stranded GPU (CPU, weighted by how scarce CPU is) and "
+                      "model pressure, without the rehearsal", Terms(cpu=1.0, models=0.5, gated=True, adaptive=True))
+FGD_PLUS = make("fgd-plus", "fgd-plus-terms where a rehearsal on a miniature of the cluster finds it beats FGD, "
+                "else FGD", Terms(cpu=1.0, models=0.5, gated=True, adaptive=True, rehearsed=True))
+POLICIES = (FGD_EXACT, FGD_BESTFIT, FGD_CPU, FGD_MODELS, FGD_PLUS_FIXED, FGD_PLUS_TERMS, FGD_PLUS)
