@@ -16,7 +16,9 @@ shuffled, PAI with CPU halved) instead and writes them to their own file: they w
 while choosing the policy, so a policy shaped to the cells above alone would show it there.
 `--diagnostic` runs inventories made afterwards to test a reading of a held-out loss (openb and PAI
 with their CPU spread evenly over their GPUs, openb so spread with less CPU), to
-robustness-diagnostic.md.
+robustness-diagnostic.md. `--fresh` runs inventories made after the policy last changed and before any
+run on them (Helios with 64-core servers, spot 2026 with half its CPU, openb with its 8-GPU servers
+split in two, half openb and half PAI 2020), to robustness-fresh.md.
 
 Runs are kept in out/robustness/runs.json (one per inventory, pod list, policy, seed) and reused;
 `--forget POLICY` drops a policy's runs after its code changed. Writes
@@ -61,9 +63,15 @@ DIAGNOSTIC: dict[str, Callable[[Path], list[Node]]] = {
     "openb-even-cpu-0.85": inventories.openb_even_cpu_085, "openb-even-cpu-0.75": inventories.openb_even_cpu_075,
 }
 """Made after the held-out table showed a loss, to test a reading of it: neither tuned on nor held out."""
+FRESH: dict[str, Callable[[Path], list[Node]]] = {
+    "helios-cpu64": inventories.helios_cpu64, "spot2026-cpu-halved": inventories.spot2026_cpu_halved,
+    "openb-split": inventories.openb_split, "openb-pai-mix": inventories.openb_pai_mix,
+}
+"""Made after fgd-plus became rehearsed, before any run on them, to check it where nothing shaped it."""
 SETS = {"tuned": (CELLS, "robustness.md", "inventories it was not tuned on"),
         "held-out": (HELD_OUT, "robustness-held-out.md", "held-out inventories"),
-        "diagnostic": (DIAGNOSTIC, "robustness-diagnostic.md", "inventories made to test why it loses")}
+        "diagnostic": (DIAGNOSTIC, "robustness-diagnostic.md", "inventories made to test why it loses"),
+        "fresh": (FRESH, "robustness-fresh.md", "inventories made after it was last changed")}
 
 
 def main() -> int:
@@ -77,6 +85,7 @@ def main() -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--held-out", action="store_true", help="the inventories kept aside, to their own file")
     which.add_argument("--diagnostic", action="store_true", help="the inventories made to test a reading of a loss")
+    which.add_argument("--fresh", action="store_true", help="the inventories made after the policy last changed")
     parser.add_argument("--forget", action="append", default=[], help="drop this policy's stored runs first")
     args = parser.parse_args()
     missing = [f for f in (*inventories.TRACE_FILES, *(Path(POD_FILE.format(p)) for p in PODS))
@@ -84,7 +93,8 @@ def main() -> int:
     if missing:
         print(f"policy_robustness: the public traces are not in {args.traces} ({missing[0]} not found)", file=sys.stderr)
         return 2
-    chosen = "held-out" if args.held_out else "diagnostic" if args.diagnostic else "tuned"
+    chosen = ("held-out" if args.held_out else "diagnostic" if args.diagnostic else "fresh" if args.fresh
+              else "tuned")
     table, file_name, title = SETS[chosen]
     names = args.inventories.split(",") if args.inventories else list(table)
     pods, policies, seeds = args.pods.split(","), args.policies.split(","), parse_seeds(args.seeds)

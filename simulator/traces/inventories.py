@@ -136,6 +136,38 @@ def pai2020_even_cpu(traces: Path) -> list[Node]:
     return even_cpu(pai2020(traces))
 
 
+def helios_cpu64(traces: Path) -> list[Node]:
+    """Fresh. `helios` with 64-core servers instead of 96: two thirds of the CPU per GPU."""
+    return [replace(n, cpu_milli=n.cpu_milli * 2 // 3) for n in helios(traces)]
+
+
+def spot2026_cpu_halved(traces: Path) -> list[Node]:
+    """Fresh. The spot 2026 inventory with half the CPU on every node."""
+    return [replace(n, cpu_milli=n.cpu_milli // 2) for n in spot2026(traces)]
+
+
+def openb_split(traces: Path) -> list[Node]:
+    """Fresh. openb with every 8-GPU server split into two 4-GPU nodes, each with half its CPU and
+    memory: the same GPUs, models and CPU, no node larger than 4 GPUs."""
+    out = []
+    for n in openb(traces):
+        if len(n.gpus) != 8:
+            out.append(n)
+            continue
+        for half in (0, 1):
+            gpus = tuple(replace(g, index=g.index - 4 * half) for g in n.gpus[4 * half:4 * half + 4])
+            out.append(renamed(replace(n, cpu_milli=n.cpu_milli // 2, memory_mib=n.memory_mib // 2, gpus=gpus),
+                               f"{n.name}-{half}"))
+    return out
+
+
+def openb_pai_mix(traces: Path) -> list[Node]:
+    """Fresh. Half of openb's GPU capacity in openb's node shapes, half in PAI 2020's (`pai2020`, pools
+    renamed by rank, so PAI's largest pool joins openb's G2): two clusters' server generations in one."""
+    half = openb_gpus(traces) // 2
+    return [*scaled(openb(traces), gpus=half, prefix="openb"), *scaled(pai2020(traces), gpus=half, prefix="pai")]
+
+
 def even_cpu(nodes: list[Node]) -> list[Node]:
     """The same nodes, the same CPU in all, each node's share in proportion to its GPUs (rounded
     down to the milli-core)."""

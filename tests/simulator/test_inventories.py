@@ -17,7 +17,9 @@ OPENB_GPUS = 6212
 DERIVED = [inventories.openb, inventories.pai2020, inventories.spot2026, inventories.cpu_halved,
            inventories.models_shuffled, inventories.helios, inventories.cpu_doubled,
            inventories.pai2020_cpu_halved, inventories.halved_and_shuffled, inventories.openb_even_cpu,
-           inventories.pai2020_even_cpu, inventories.openb_even_cpu_085, inventories.openb_even_cpu_075]
+           inventories.pai2020_even_cpu, inventories.openb_even_cpu_085, inventories.openb_even_cpu_075,
+           inventories.helios_cpu64, inventories.spot2026_cpu_halved, inventories.openb_split,
+           inventories.openb_pai_mix]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,22 @@ def test_cpu_halved_changes_cpu_only(traces):
     base, halved = inventories.openb(traces), inventories.cpu_halved(traces)
     assert [n.cpu_milli // 2 for n in base] == [n.cpu_milli for n in halved]
     assert [n.gpus for n in base] == [n.gpus for n in halved]
+
+
+def test_openb_split_keeps_gpus_models_and_cpu_in_nodes_of_at_most_four_gpus(traces):
+    base, split = inventories.openb(traces), inventories.openb_split(traces)
+    assert Counter(g.model for n in base for g in n.gpus) == Counter(g.model for n in split for g in n.gpus)
+    assert sum(n.cpu_milli for n in split) == sum(n.cpu_milli for n in base) - sum(
+        n.cpu_milli % 2 for n in base if len(n.gpus) == 8)  # halves rounded down
+    assert max(len(n.gpus) for n in split) == 4
+    assert len(split) == len(base) + sum(len(n.gpus) == 8 for n in base)
+    assert all([g.index for g in n.gpus] == list(range(len(n.gpus))) for n in split)
+
+
+def test_openb_pai_mix_is_half_each(traces):
+    mix = inventories.openb_pai_mix(traces)
+    from_openb = sum(len(n.gpus) for n in mix if n.name.startswith("openb-"))
+    assert abs(from_openb - OPENB_GPUS // 2) <= 8 and abs(inventories.gpu_count(mix) - from_openb - OPENB_GPUS // 2) <= 8
 
 
 def test_models_shuffled_keeps_node_shapes_and_nodes_per_model(traces):
