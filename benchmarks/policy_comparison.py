@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CANDIDATE = "fgd-plus"
 BASELINES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
-IDEAS = ("fgd-exact", "fgd-bestfit", "fgd-cpu", "fgd-models", "fgd-plus")
+IDEAS = ("fgd-exact", "fgd-bestfit", "fgd-cpu", "fgd-models", "fgd-plus-terms", "fgd-plus")
 AT = (("unallocated_pct_at_100", "100"), ("unallocated_pct_at_130", "130"))
 DEMO_SEED = 7
 

@@ -151,8 +151,9 @@ def write_report(out: Path, runs: dict, names: list[str], pods: list[str], polic
 def cell_table(runs: dict, names: list[str], pods: list[str], baseline: str, candidate: str,
                seeds: list[int]) -> list[str]:
     lines = [f"## {candidate} against {baseline}", "",
-             f"| inventory | pods | {baseline} | {candidate} | Δ ± se | better / worse seeds | Δ at 100 % | |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| inventory | pods | {baseline} | {candidate} | Δ ± se | better / worse seeds | Δ at 100 % | "
+             "terms chosen | |",
+             "|---|---|---|---|---|---|---|---|---|"]
     passed = total = 0
     for name in names:
         for p in pods:
@@ -169,10 +170,21 @@ def cell_table(runs: dict, names: list[str], pods: list[str], baseline: str, can
             lines.append(f"| {name} | {p} | {Spread(tuple(b[METRIC] for _, b in pairs)).text(2)} | "
                          f"{Spread(tuple(c[METRIC] for c, _ in pairs)).text(2)} | {diff.mean():+.2f} ± {se:.2f} | "
                          f"{int((diff < 0).sum())} / {int((diff > 0).sum())} | {diff100.mean():+.2f} | "
-                         f"{'✓' if ok else '✗'} |")
-    lines += ["", f"**{candidate} is no worse than {baseline} beyond noise in {passed} of {total} cells.**", ""]
+                         f"{chosen(c for c, _ in pairs)} | {'✓' if ok else '✗'} |")
+    lines += ["", f"**{candidate} is no worse than {baseline} beyond noise in {passed} of {total} cells.**", "",
+              "terms chosen: on how many seeds fgd-plus's rehearsal chose its terms over FGD's order, of the seeds "
+              "that played one, and the rehearsal's mean Δ (pp, on the miniature); —: none played (neither term "
+              "had anything to say, so fgd-plus was FGD without a rehearsal).", ""]
     return lines
 
+
+def chosen(summaries) -> str:
+    """How many runs' rehearsals chose the terms, of those that played one, and their mean Δ."""
+    played = [s for s in summaries if "rehearsal_delta" in s]
+    if not played:
+        return "—"
+    mean = np.mean([s["rehearsal_delta"] for s in played])
+    return f"{sum(s['rehearsal_chose_terms'] for s in played)} of {len(played)} ({mean:+.2f})"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,6 +32,8 @@ import numpy as np
 
 from scheduler.core.engine import Engine, EngineSettings
 from scheduler.core.model import Node
+from scheduler.core.policies import fgd_plus
+from scheduler.core.rehearsal_board import Verdict
 from scheduler.core.selector import ModelSelector
 from scheduler.core.workload import TaskType, Workload
 from simulator.backends import InProcess, OverHttp
@@ -58,15 +60,20 @@ class FgdResult:
     seconds: float
     placements: tuple[tuple[str, str, tuple[int, ...], int], ...] = ()
     """(pod, node, GPU indices, milli per GPU) per placed pod, in arrival order, when asked to keep them."""
-    """(pod, node, GPU slots) per placed pod, in arrival order (kept only when asked for)."""
+    rehearsal: Verdict | None = None
+    """fgd-plus's rehearsal in this run (terms against FGD), where it played one."""
 
     @property
     def summary(self) -> dict:
-        return {"trace": self.trace, "policy": self.policy, "seed": self.seed,
-                "unallocated_pct_at_100": _pct(100.0 - self.curve.at(100)),
-                "unallocated_pct_at_130": _pct(100.0 - self.curve.at(130)),
-                "fragment_pct_at_100": _pct(self.curve.at(100, "fragment_pct")),
-                "pods": self.pods, "failed": self.failed, "seconds": round(self.seconds, 3)}
+        out = {"trace": self.trace, "policy": self.policy, "seed": self.seed,
+               "unallocated_pct_at_100": _pct(100.0 - self.curve.at(100)),
+               "unallocated_pct_at_130": _pct(100.0 - self.curve.at(130)),
+               "fragment_pct_at_100": _pct(self.curve.at(100, "fragment_pct")),
+               "pods": self.pods, "failed": self.failed, "seconds": round(self.seconds, 3)}
+        if self.rehearsal is not None:
+            out["rehearsal_delta"] = round(self.rehearsal.delta, 3)
+            out["rehearsal_chose_terms"] = self.rehearsal.candidate_wins
+        return out
 
 
 def _pct(value: float) -> float | None:
@@ -130,10 +137,12 @@ async def _run(nodes: list[Node], pods: Sequence[TracePod], *, trace: str, polic
     engine = Engine(gpu_nodes, settings=EngineSettings(policy=policy, seed=seed), workload=workload)
     if via_http:
         async with OverHttp.serving(engine, view.names) as backend:
-            return await _replay(view, backend, sequence, workload, gpus, trace, policy, seed,
-                                 keep_placements, progress, started)
-    return await _replay(view, InProcess(engine, view.names), sequence, workload, gpus, trace, policy, seed,
-                         keep_placements, progress, started)
+            result = await _replay(view, backend, sequence, workload, gpus, trace, policy, seed,
+                                   keep_placements, progress, started)
+    else:
+        result = await _replay(view, InProcess(engine, view.names), sequence, workload, gpus, trace, policy, seed,
+                               keep_placements, progress, started)
+    return replace(result, rehearsal=fgd_plus.played_verdict(engine.policy_context))
 
 
 async def _replay(view, backend, sequence, workload, gpus, trace, policy, seed, keep_placements, progress,

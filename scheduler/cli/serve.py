@@ -64,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
-    return EngineSettings(policy=args.policy, seed=args.seed)
+    """A cluster's extender plays fgd-plus's rehearsals off the scheduling path; a simulation's
+    (`--virtual-clock`) plays them in place, so it places as the simulator in-process does."""
+    return EngineSettings(policy=args.policy, seed=args.seed, rehearse_off_path=not args.virtual_clock)
 
 
 def limits_from(args: argparse.Namespace):

@@ -36,6 +36,7 @@ from scheduler.core.model import Node, Sharing
 from scheduler.core.policies import DEFAULT_POLICY, POLICIES, Policy, PolicyContext
 from scheduler.core.policies.base import Breakdown
 from scheduler.core.quotas import QuotaConfig
+from scheduler.core.rehearsal_board import Rehearsals
 from scheduler.core.request import PodRequest
 from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState
@@ -63,6 +64,10 @@ class EngineSettings:
     remembered as counted in the workload mix (a pod forgotten and filtered again counts twice,
     which only nudges the mix)."""
     seed: int = 0
+    rehearse_off_path: bool = False
+    """Policies that rehearse (fgd-plus) ask `Engine.rehearsals` instead of playing where they
+    score, and the server plays the rehearsals in the background (`gpusched serve`); False: played
+    in place, so placements are a pure function of the inputs (simulator, tests, explain)."""
     gangs: GangSettings = field(default_factory=GangSettings)
     """Gang topology (zone and rack labels) and the default reservation timeout."""
 
@@ -121,7 +126,9 @@ class Engine:
         self._mix = WorkloadMix(coverage=self.settings.mix_coverage, refresh_every=self.settings.mix_refresh_every)
         self._seen: OrderedDict[str, None] = OrderedDict()
         """UIDs whose shape the mix has counted, least recently seen first (at most `pending_limit`)."""
-        self._context = PolicyContext(rng=np.random.default_rng(self.settings.seed), seed=self.settings.seed)
+        self.rehearsals = Rehearsals() if self.settings.rehearse_off_path else None
+        self._context = PolicyContext(rng=np.random.default_rng(self.settings.seed), seed=self.settings.seed,
+                                      rehearsals=self.rehearsals)
         self._model_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._sequence = 0
         self._last_candidates: tuple[int, Candidates] | None = None
@@ -519,6 +526,11 @@ class Engine:
 
     def workload(self) -> Workload | None:
         return self._fixed_workload or self._mix.snapshot()
+
+    @property
+    def policy_context(self) -> PolicyContext:
+        """The context the policies score in (read it, for reports; never change it)."""
+        return self._ctx()
 
     def _ctx(self) -> PolicyContext:
         self._context.workload = self.workload()

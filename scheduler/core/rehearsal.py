@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,6 +36,7 @@ from scheduler.core.contract import MILLI_PER_GPU
 from scheduler.core.fit_memo import FitMemo
 from scheduler.core.model import Gpu, Node, Sharing
 from scheduler.core.policies.base import Policy, PolicyContext
+from scheduler.core.rehearsal_board import Verdict
 from scheduler.core.request import PodRequest
 from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState, Grant
@@ -48,32 +48,6 @@ REPLICAS = 4
 """Paired fills per order: with a quarter of openb, four put Δ's standard error at 0.02-0.5 pp."""
 ARRIVED = 1.3
 """Fill until this multiple of the miniature's GPU capacity has arrived (FGD's experiment)."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a rehearsal found: per replica, the candidate's and the reference's unallocated GPU %."""
-
-    candidate: tuple[float, ...]
-    reference: tuple[float, ...]
-    gpus: int
-    """GPUs in the miniature played."""
-
-    @property
-    def delta(self) -> float:
-        """Δ (module doc), percentage points; 0 when nothing was played."""
-        if not self.candidate:
-            return 0.0
-        return float(np.mean(np.subtract(self.candidate, self.reference)))
-
-    @property
-    def candidate_wins(self) -> bool:
-        return self.delta < 0
-
-    def describe(self, candidate: str, reference: str) -> str:
-        winner = candidate if self.candidate_wins else reference
-        return (f"rehearsal on {self.gpus} GPUs, {len(self.candidate)} fills: {candidate} leaves "
-                f"{self.delta:+.2f} pp GPU unallocated against {reference}; {winner}'s order decides")
 
 
 Shape = tuple

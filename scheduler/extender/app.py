@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.extender import simulated_time as simulated
 from scheduler.extender import wire
+from scheduler.extender.rehearser import rehearsing
 from scheduler.extender.service import ExtenderService, ReleaseRefused
 from scheduler.extender.slow_clients import DEFAULT_LIMITS, HttpLimits
 
@@ -64,6 +65,7 @@ def create_app(service: ExtenderService, *, prefix: str = "", limits: HttpLimits
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/state", _state)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(_rehearser)
     return app
 
 
@@ -84,6 +86,12 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _rehearser(app: web.Application) -> AsyncIterator[None]:
+    """Play the policies' rehearsals off the scheduling path (`rehearser`), where the engine asks for that."""
+    async with rehearsing(app[SERVICE].engine.rehearsals):
+        yield
 
 
 def _verb(name: str, decode: Callable, handle: Callable[[ExtenderService, object], Awaitable[bytes] | bytes],

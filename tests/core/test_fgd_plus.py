@@ -125,7 +125,7 @@ def scores_by_node(policy: str, nodes, request, workload) -> dict[str, float]:
     return dict(ranked(policy, nodes, request, workload))
 
 
-def test_where_cpu_is_short_even_for_the_gpu_pods_fgd_plus_drops_the_stranding_term():
+def test_where_cpu_is_short_even_for_the_gpu_pods_the_terms_drop_the_stranding_term():
     # σ = 30 cores / (8 GPUs · 4 cores) ≈ 0.94. A 4-core pod on "tight" strands 1000 milli-GPU
     # (10 cores serve 2.5 GPUs, 6 serve 1.5); on "roomy" none. The constant weight prefers roomy;
     # fgd-plus scores both as FGD does (neither loses a type): with no model constraint, it is FGD.
@@ -133,16 +133,16 @@ def test_where_cpu_is_short_even_for_the_gpu_pods_fgd_plus_drops_the_stranding_t
     request = pod("cpu-job").cpu("4").request()
     fixed = scores_by_node("fgd-plus-fixed", nodes, request, gpu_pods_needing_cpu())
     assert fixed["roomy"] - fixed["tight"] >= 1
-    adaptive = scores_by_node("fgd-plus", nodes, request, gpu_pods_needing_cpu())
+    adaptive = scores_by_node("fgd-plus-terms", nodes, request, gpu_pods_needing_cpu())
     assert adaptive == scores_by_node("fgd", nodes, request, gpu_pods_needing_cpu())
     assert int(adaptive["roomy"]) == int(adaptive["tight"])
 
 
-def test_where_cpu_is_tight_but_sufficient_fgd_plus_keeps_the_tuned_weight():
+def test_where_cpu_is_tight_but_sufficient_the_terms_keep_the_tuned_weight():
     # σ = 48 cores / (8 GPUs · 4 cores) = 1.5: relevance 1, the same scores as the constant weight
     nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(32000).build()]
     request = pod("cpu-job").cpu("8").request()
-    adaptive = scores_by_node("fgd-plus", nodes, request, gpu_pods_needing_cpu())
+    adaptive = scores_by_node("fgd-plus-terms", nodes, request, gpu_pods_needing_cpu())
     assert adaptive == scores_by_node("fgd-plus-fixed", nodes, request, gpu_pods_needing_cpu())
     assert adaptive["roomy"] - adaptive["tight"] >= 1
 
@@ -236,13 +236,13 @@ def ranked(policy: str, nodes, request, workload) -> list[tuple[str, float]]:
 
 def test_a_cpu_only_pod_is_kept_off_the_cpu_its_gpus_will_need():
     # "tight" has 4 free GPUs and 16 cores: taking 8 cores leaves CPU for two of its GPUs only.
-    # FGD sees no change on either node (every type still fits); fgd-plus sees 2000 milli-GPU stranded.
+    # FGD sees no change on either node (every type still fits); the terms see 2000 milli-GPU stranded.
     # (σ = 40 cores / (8 GPUs · 4 cores) = 1.25: the stranding term counts in full.)
     nodes = [node("tight").gpus(4).cpu(16000).build(), node("roomy").gpus(4).cpu(24000).build()]
     request = pod("cpu-job").cpu("8").request()
     fgd = dict(ranked("fgd", nodes, request, gpu_pods_needing_cpu()))
     assert fgd["tight"] == fgd["roomy"]
-    plus = ranked("fgd-plus", nodes, request, gpu_pods_needing_cpu())
+    plus = ranked("fgd-plus-terms", nodes, request, gpu_pods_needing_cpu())
     assert plus[0][0] == "roomy" and plus[0][1] - plus[1][1] >= 1
 
 
@@ -250,7 +250,7 @@ def test_an_unconstrained_pod_leaves_the_scarce_model_to_the_pods_that_need_it()
     nodes = [node("a100").gpus(4).build(), node("t4").gpus(4, model="Tesla-T4").build()]
     workload = Workload.of_pods([pod("any").gpus(1).request(), pod("t4-only").gpus(1).models("Tesla-T4").request()])
     request = pod("p").gpus(1).request()
-    assert ranked("fgd-plus", nodes, request, workload)[0][0] == "a100"
+    assert ranked("fgd-plus-terms", nodes, request, workload)[0][0] == "a100"
     assert ranked("fgd-models", nodes, request, workload)[0][0] == "a100"
 
 
@@ -273,7 +273,7 @@ def test_fgd_plus_charges_model_pressure_only_while_a_pool_is_over_asked(unconst
     workload = Workload.of_pods([pod("t4-only").gpus(1).models("Tesla-T4").request()]
                                 + [pod(f"any{i}").gpus(1).request() for i in range(unconstrained)])
     request = pod("p").gpus(1).request()
-    assert bool(model_pressure_charged("fgd-plus", nodes, request, workload).any()) is charged
+    assert bool(model_pressure_charged("fgd-plus-terms", nodes, request, workload).any()) is charged
     assert model_pressure_charged("fgd-plus-fixed", nodes, request, workload).any()  # ungated: always
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from scheduler.core import filters, rehearsal
 from scheduler.core.policies import PolicyContext, fgd, fgd_plus
+from scheduler.core.rehearsal_board import Rehearsals, Verdict
 from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState, Grant
 from scheduler.core.workload import TaskType, Workload
@@ -137,3 +138,53 @@ def test_explain_says_what_the_rehearsal_found():
                                              PolicyContext(workload=CPU_HEAVY, seed=1))
     assert any(t.name.startswith("rehearsal on 128 GPUs, 4 fills: fgd-plus's terms leaves -4.69 pp")
                for t in breakdown.inputs)
+
+
+# --- the server's board: played off the scheduling path -----------------------------------------
+
+def test_the_board_hands_back_the_last_verdict_while_a_new_one_is_wanted():
+    board = Rehearsals()
+    first, second = Verdict((1.0,), (2.0,), 8), Verdict((3.0,), (2.0,), 8)
+    assert board.ask("m1", lambda: first) is None  # nothing settled yet: FGD's order
+    key, play = board.wanted()
+    assert board.wanted() is None  # handed out once
+    board.settle(key, play())
+    assert board.ask("m1", lambda: second) is first
+    assert board.ask("m2", lambda: second) is first  # the previous workload's verdict stands in
+    key, play = board.wanted()
+    board.settle(key, play())
+    assert board.ask("m2", lambda: first) is second and board.settled == 2
+
+
+def test_the_board_keeps_a_bounded_number_of_verdicts():
+    board = Rehearsals()
+    for i in range(Rehearsals.KEEP + 5):
+        board.settle(i, Verdict((0.0,), (0.0,), 1))
+    assert board.settled == Rehearsals.KEEP
+    assert board.ask(0, lambda: Verdict((), (), 0)) is not None and board.wanted() is not None  # 0 was dropped
+
+
+def test_the_board_wants_only_the_latest_rehearsal_asked_for():
+    board = Rehearsals()
+    for mix in ("m1", "m2", "m3"):
+        board.ask(mix, lambda: Verdict((), (), 0))
+    key, _ = board.wanted()
+    assert key == "m3" and board.wanted() is None
+
+
+def test_with_a_board_fgd_plus_scores_as_fgd_until_its_rehearsal_is_settled():
+    state = half_full(two_pools(128_000, 16_000))  # the terms win here (above)
+    board = Rehearsals()
+    request = pod("q").gpus(1).cpu("4").request()
+    fit = filters.fit(state, request, np.arange(state.size))
+    rows = np.flatnonzero(fit.fits)
+    ctx = PolicyContext(workload=CPU_HEAVY, seed=1, rehearsals=board)
+
+    def fgd_plus_scores():
+        return fgd_plus.FGD_PLUS.node_scores(state, request, rows, fit.slot_fit[rows], ctx)
+
+    assert np.array_equal(fgd_plus_scores(), scores(fgd.POLICY, state, CPU_HEAVY, 1))
+    key, play = board.wanted()
+    board.settle(key, play())
+    assert np.array_equal(fgd_plus_scores(), scores(fgd_plus.FGD_PLUS_TERMS, state, CPU_HEAVY, 1))
+    assert board.wanted() is None  # the same workload and cluster ask for nothing more

@@ -9,6 +9,7 @@ import numpy as np
 
 from scheduler.core import gpu_pick
 from scheduler.core.policies import gpu_less
+from scheduler.core.rehearsal_board import Rehearsals
 from scheduler.core.request import PodRequest
 from scheduler.core.state import ClusterState
 from scheduler.core.workload import Workload
@@ -73,6 +74,9 @@ class PolicyContext:
     rng: np.random.Generator | None = None
     seed: int = 0
     """The caller's seed, for policies whose draws must be a pure function of (seed, pod, node)."""
+    rehearsals: Rehearsals | None = None
+    """The server's board of rehearsals played off the scheduling path (`rehearsal_board`); None:
+    a policy that needs one plays it where it scores."""
 
 
 @dataclass(frozen=True)
