@@ -43,7 +43,7 @@ class Verdict:
     def describe(self, candidate: str, reference: str) -> str:
         winner = candidate if self.candidate_wins else reference
         return (f"rehearsal on {self.gpus} GPUs, {len(self.candidate)} fills: {candidate} leaves "
-                f"{self.delta:+.2f} pp GPU unallocated against {reference}; {winner}'s order decides")
+                f"{self.delta:+.2f} pp of the GPU unallocated against {reference}, so {winner} decides")
 
 
 Play = Callable[[], Verdict]

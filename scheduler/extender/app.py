@@ -90,7 +90,12 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
 async def _rehearser(app: web.Application) -> AsyncIterator[None]:
     """Play the policies' rehearsals off the scheduling path (`rehearser`), where the engine asks for that."""
-    async with rehearsing(app[SERVICE].engine.rehearsals):
+    service = app[SERVICE]
+
+    def played(verdict, took: float) -> None:
+        service.metrics.rehearsals.labels("terms" if verdict.candidate_wins else "fgd").observe(took)
+
+    async with rehearsing(service.engine.rehearsals, played):
         yield
 
 

@@ -45,6 +45,10 @@ class ExtenderMetrics:
             "gpusched_preempt_victims_dropped_total",
             "Victims kube-scheduler proposed that would free no GPU capacity the preemptor can use.",
             registry=self.registry)
+        self.rehearsals = Histogram("gpusched_policy_rehearsal_seconds",
+                                    "fgd-plus's rehearsals played off the scheduling path, by the order they chose "
+                                    "(terms or fgd): how long each took.", ["chose"],
+                                    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0), registry=self.registry)
         self.registry.register(_BooksCollector(engine_of))
         self.registry.register(_GatesCollector(engine_of))
 

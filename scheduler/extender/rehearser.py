@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from scheduler.core.rehearsal_board import Rehearsals
+from scheduler.core.rehearsal_board import Rehearsals, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,11 @@ IDLE_AFTER = 3.0
 a quarter of one core however fast the workload mix shifts (the latest mix is played next)."""
 
 
-async def play_wanted(board: Rehearsals) -> float:
+Played = Callable[[Verdict, float], None]
+"""Told of each rehearsal settled: its verdict and the seconds it took (the server's metrics)."""
+
+
+async def play_wanted(board: Rehearsals, played: Played | None = None) -> float:
     """Play the rehearsal wanted now, if any, in a worker thread and settle it; returns the
     seconds it took (0 when nothing was wanted or it failed)."""
     wanted = board.wanted()
@@ -40,12 +44,15 @@ async def play_wanted(board: Rehearsals) -> float:
         return 0.0
     took = time.perf_counter() - started
     board.settle(key, verdict)
-    log.info("%s (played in %.1f s)", verdict.describe("fgd-plus's terms", "fgd"), took)
+    if played is not None:
+        played(verdict, took)
+    log.info("%s (played in %.1f s)", verdict.describe("fgd-plus-terms", "fgd"), took)
     return took
 
 
 @contextlib.asynccontextmanager
-async def rehearsing(board: Rehearsals | None, poll_s: float = POLL_S) -> AsyncIterator[None]:
+async def rehearsing(board: Rehearsals | None, played: Played | None = None,
+                     poll_s: float = POLL_S) -> AsyncIterator[None]:
     """While inside, play what the board wants (every `poll_s`, at most a quarter of a core);
     nothing when there is no board."""
     if board is None:
@@ -54,7 +61,7 @@ async def rehearsing(board: Rehearsals | None, poll_s: float = POLL_S) -> AsyncI
 
     async def loop() -> None:
         while True:
-            took = await play_wanted(board)
+            took = await play_wanted(board, played)
             await asyncio.sleep(max(poll_s, IDLE_AFTER * took))
 
     task = asyncio.create_task(loop())

@@ -136,7 +136,8 @@ def test_explain_says_what_the_rehearsal_found():
     rows = np.flatnonzero(fit.fits)
     breakdown = fgd_plus.FGD_PLUS.node_terms(state, request, rows, fit.slot_fit[rows],
                                              PolicyContext(workload=CPU_HEAVY, seed=1))
-    assert any(t.name.startswith("rehearsal on 128 GPUs, 4 fills: fgd-plus's terms leaves -4.69 pp")
+    assert any(t.name == "rehearsal on 128 GPUs, 4 fills: fgd-plus-terms leaves -4.69 pp of the GPU "
+               "unallocated against fgd, so fgd-plus-terms decides"
                for t in breakdown.inputs)
 
 

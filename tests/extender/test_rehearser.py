@@ -5,6 +5,7 @@ import logging
 import time
 from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 from scheduler.cli.serve import settings_from
@@ -37,6 +38,10 @@ async def test_a_served_extender_answers_at_once_and_settles_the_rehearsal_behin
             assert board.settled == 1
             await client.schedule_one(pod("train-2").gpus(1).models("H100*").build(), nodes)
         assert board.wanted() is None  # the verdict now decides; nothing more to play
+        async with aiohttp.ClientSession() as http, http.get(running.url + "/metrics") as response:
+            metrics = (await response.read()).decode()
+        assert sum(f'gpusched_policy_rehearsal_seconds_count{{chose="{c}"}} 1.0' in metrics
+                   for c in ("terms", "fgd")) == 1
     finally:
         await running.close()
 

@@ -182,7 +182,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
         if not terms.rehearsed or "rehearsal" not in ctx.memo:
             return ()
         found = verdict(state, pod, ctx)
-        said = found.describe("fgd-plus's terms", "fgd") if found else "rehearsal not played yet: fgd's order decides"
+        said = found.describe("fgd-plus-terms", "fgd") if found else "rehearsal not played yet: fgd's order decides"
         return (Term(said, 0.0, np.zeros(len(rows))),)
 
     def score(state: ClusterState, pod: PodRequest, rows: np.ndarray, slot_fit: np.ndarray,
