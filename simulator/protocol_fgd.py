@@ -90,7 +90,11 @@ def task_type(pod: TracePod) -> TaskType:
 
 
 def typical_pods(pods: Sequence[TracePod]) -> Workload:
-    return Workload.of(Counter(task_type(p) for p in pods), coverage=TYPICAL_COVERAGE, step=TYPICAL_STEP)
+    memory: Counter[TaskType] = Counter()
+    for p in pods:
+        memory[task_type(p)] += p.memory_mib
+    return Workload.of(Counter(task_type(p) for p in pods), coverage=TYPICAL_COVERAGE, step=TYPICAL_STEP,
+                       memory_totals=memory)
 
 
 def arrivals(pods: Sequence[TracePod], *, capacity_milli: int, seed: int, ratio: float = TUNE_RATIO) -> list[TracePod]:

@@ -113,6 +113,9 @@ class Scenario:
     def typical_workload(self, *, coverage: float = 0.95) -> Workload:
         """The workload M for the fragmentation metric: the jobs' pod shapes (FGD's definition)."""
         counts: Counter[TaskType] = Counter()
+        memory: Counter[TaskType] = Counter()
         for job in self.jobs:
-            counts[TaskType.of(job.pods()[0])] += job.width
-        return Workload.of(counts, coverage=coverage)
+            first = job.pods()[0]
+            counts[TaskType.of(first)] += job.width
+            memory[TaskType.of(first)] += first.memory_mib * job.width
+        return Workload.of(counts, coverage=coverage, memory_totals=memory)

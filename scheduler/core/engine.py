@@ -599,7 +599,7 @@ class Engine:
         self.gates.on_recorded(alloc)
         if self._first_sight(alloc.uid):  # restored from a record: its shape counts in the mix too
             self._mix.observe_type(TaskType(alloc.cpu_milli, alloc.milli, len(alloc.slots) if alloc.slots else 0,
-                                            ModelSelector()))
+                                            ModelSelector()), memory_mib=alloc.memory_mib)
 
     def _first_sight(self, uid: str) -> bool:
         """Remember `uid` as seen (most recently); True the first time (within the last `pending_limit`)."""

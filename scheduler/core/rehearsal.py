@@ -98,13 +98,17 @@ def miniature(shapes: Census, gpus: int) -> list[Node]:
 def fill(nodes: Sequence[Node], workload: Workload, policy: Policy, *, seed: int) -> float:
     """Unallocated GPU % of `nodes` after pods drawn from M (by weight, with replacement) until
     `ARRIVED` × capacity of GPU has arrived, each placed on the policy's best node (ties by a seeded
-    node order, as kube-scheduler's) or dropped where none fits."""
+    node order, as kube-scheduler's) or dropped where none fits. Each pod asks its type's mean
+    memory (`Workload.memory_mib`): memory is not in M, but where it runs out first it decides
+    which order wins (openb with its CPU spread evenly: the terms lose 2 pp with memory asked and
+    are even without it)."""
     state = ClusterState(nodes)
     capacity = int(state.gpu_count[:state.size].sum()) * MILLI_PER_GPU
     ctx = PolicyContext(workload=workload, seed=seed)
     rng = np.random.default_rng(seed)
     rank = rng.permutation(state.size).astype(np.float64)
-    pods = [_pod(t, i) for i, t in enumerate(workload.types)]
+    pods = [_pod(t, i, int(memory)) for i, (t, memory) in enumerate(zip(workload.types, workload.memory.tolist(),
+                                                                         strict=True))]
     masks = [filters.model_mask(state, p) for p in pods]
     frequency = workload.weights / workload.total
     mean_milli = float(frequency @ [p.total_milli for p in pods])
@@ -137,9 +141,10 @@ def _node(name: str, shape: Shape) -> Node:
                                          for i, (model, gpu_memory, sharing, mig, peers) in enumerate(gpus)))
 
 
-def _pod(shape: TaskType, i: int) -> PodRequest:
+def _pod(shape: TaskType, i: int, memory_mib: int) -> PodRequest:
     whole = shape.gpu_milli == MILLI_PER_GPU
     return PodRequest(uid=f"rehearsal/{i}", namespace="rehearsal", name=str(i), cpu_milli=shape.cpu_milli,
+                      memory_mib=memory_mib,
                       gpus=shape.gpus if whole else 0, gpu_milli=0 if whole else shape.gpu_milli,
                       models=shape.models if shape.gpu_milli else ModelSelector())
 

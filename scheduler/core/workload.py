@@ -17,7 +17,7 @@ at most `MAX_SHAPES` shapes: past that the less popular half is dropped (the lon
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,14 +58,25 @@ class Workload:
     types: tuple[TaskType, ...]
     weights: np.ndarray
     generation: int = 0
+    memory_mib: np.ndarray | None = None
+    """float64 [K]: the mean memory a pod of each type asked for (0 where unknown). Not part of M as
+    FGD defines it (fragmentation ignores memory): the rehearsal's pods ask it, because a node whose
+    memory runs out strands its GPUs as surely as one whose CPU does (`rehearsal`)."""
 
     @property
     def total(self) -> int:
         return int(self.weights.sum())
 
+    @property
+    def memory(self) -> np.ndarray:
+        """`memory_mib`, zeros where none was given."""
+        return self.memory_mib if self.memory_mib is not None else np.zeros(len(self.types))
+
     @classmethod
     def of(cls, counts: Counter[TaskType], *, coverage: float = 0.95, step: int = 1, generation: int = 0,
-           max_types: int = MAX_TYPES) -> Workload:
+           max_types: int = MAX_TYPES, memory_totals: Mapping[TaskType, int] | None = None) -> Workload:
+        """The most popular shapes covering `coverage` of `counts` (module doc); `memory_totals`: the
+        memory (MiB) the counted pods of each shape asked for in all, for `memory_mib`."""
         ranked = _ranked(counts)
         total = sum(counts.values())
         kept: list[tuple[TaskType, int]] = []
@@ -78,11 +89,18 @@ class Workload:
                 covered += n
             i += step
         kept = kept[:max_types]
-        return cls(tuple(s for s, _ in kept), np.array([n for _, n in kept], np.float64), generation)
+        memory = None
+        if memory_totals is not None:
+            memory = np.array([memory_totals.get(s, 0) / n for s, n in kept], np.float64)
+        return cls(tuple(s for s, _ in kept), np.array([n for _, n in kept], np.float64), generation, memory)
 
     @classmethod
     def of_pods(cls, pods: Iterable[PodRequest], **kwargs) -> Workload:
-        return cls.of(Counter(TaskType.of(p) for p in pods), **kwargs)
+        pods = list(pods)
+        memory: Counter[TaskType] = Counter()
+        for p in pods:
+            memory[TaskType.of(p)] += p.memory_mib
+        return cls.of(Counter(TaskType.of(p) for p in pods), memory_totals=memory, **kwargs)
 
 
 def _sort_key(t: TaskType) -> tuple:
@@ -107,6 +125,8 @@ class WorkloadMix:
     def __init__(self, *, coverage: float = 0.95, step: int = 1, refresh_every: int = 64,
                  drift: float = 0.02) -> None:
         self._counts: Counter[TaskType] = Counter()
+        self._memory: Counter[TaskType] = Counter()
+        """Memory (MiB) the counted pods of each shape asked for in all (`Workload.memory_mib`)."""
         self._observed = 0
         self._coverage = coverage
         self._step = step
@@ -117,14 +137,16 @@ class WorkloadMix:
         self._generation = 0
 
     def observe(self, pod: PodRequest) -> None:
-        self.observe_type(TaskType.of(pod))
+        self.observe_type(TaskType.of(pod), memory_mib=pod.memory_mib)
 
-    def observe_type(self, shape: TaskType) -> None:
+    def observe_type(self, shape: TaskType, *, memory_mib: int = 0) -> None:
         self._counts[shape] += 1
+        self._memory[shape] += memory_mib
         self._observed += 1
         self._since_snapshot += 1
         if len(self._counts) > MAX_SHAPES:  # amortised: the next pruning is MAX_SHAPES / 2 new shapes away
             self._counts = Counter(dict(_ranked(self._counts)[:MAX_SHAPES // 2]))
+            self._memory = Counter({s: self._memory[s] for s in self._counts})
 
     @property
     def observed(self) -> int:
@@ -136,7 +158,7 @@ class WorkloadMix:
             return None
         if self._snapshot is None or self._since_snapshot >= self._refresh_every:
             candidate = Workload.of(self._counts, coverage=self._coverage, step=self._step,
-                                    generation=self._generation + 1)
+                                    generation=self._generation + 1, memory_totals=self._memory)
             if self._snapshot is None or distance(candidate, self._snapshot) > self._drift:
                 self._generation += 1
                 self._snapshot = candidate

@@ -10,7 +10,7 @@ from scheduler.core.policies import PolicyContext, fgd, fgd_plus
 from scheduler.core.rehearsal_board import Rehearsals, Verdict
 from scheduler.core.selector import ModelSelector
 from scheduler.core.state import ClusterState, Grant
-from scheduler.core.workload import TaskType, Workload
+from scheduler.core.workload import TaskType, Workload, WorkloadMix
 from tests.builders import node, pod
 
 ANY = ModelSelector()
@@ -189,3 +189,30 @@ def test_with_a_board_fgd_plus_scores_as_fgd_until_its_rehearsal_is_settled():
     board.settle(key, play())
     assert np.array_equal(fgd_plus_scores(), scores(fgd_plus.FGD_PLUS_TERMS, state, CPU_HEAVY, 1))
     assert board.wanted() is None  # the same workload and cluster ask for nothing more
+
+
+# --- memory: not in M, but asked in the rehearsal --------------------------------------------------
+
+def test_a_workload_keeps_the_mean_memory_of_each_shape():
+    pods = [pod("a").gpus(1).cpu("4").memory("8Gi").request(), pod("b").gpus(1).cpu("4").memory("24Gi").request(),
+            pod("c").cpu("2").memory("1Gi").request()]
+    workload = Workload.of_pods(pods, coverage=1.0)
+    memory = dict(zip(workload.types, workload.memory.tolist(), strict=True))
+    assert memory == {TaskType.of(pods[0]): 16 * 1024, TaskType.of(pods[2]): 1024}
+
+
+def test_the_mix_keeps_the_mean_memory_it_observed():
+    mix = WorkloadMix()
+    for i, memory in enumerate(("2Gi", "6Gi")):
+        mix.observe(pod(f"p{i}").share(500).cpu("1").memory(memory).request())
+    assert mix.snapshot().memory.tolist() == [4 * 1024]
+
+
+def test_the_rehearsals_pods_ask_their_types_memory():
+    # One 4-GPU node with 64 GiB: GPU pods asking 32 GiB each fit two to the node, so half its GPUs
+    # stay unallocated; the same pods asking no memory fill it.
+    nodes = [node(f"n{i}").gpus(4).cpu(64_000).memory(64 * 1024).build() for i in range(2)]
+    shape = Counter({TaskType(1000, 1000, 1, ANY): 1})
+    hungry = Workload.of(shape, coverage=1.0, memory_totals={TaskType(1000, 1000, 1, ANY): 32 * 1024})
+    assert rehearsal.fill(nodes, hungry, fgd.POLICY, seed=1) == 50.0
+    assert rehearsal.fill(nodes, Workload.of(shape, coverage=1.0), fgd.POLICY, seed=1) == 0.0

@@ -157,7 +157,7 @@ def make(name: str, summary: str, terms: Terms) -> Policy:
 
         cached = ctx.memo.get("rehearsal")
         if cached is None or cached[0] is not workload or cached[1] is not census or cached[2] != seed:
-            key = (workload.types, tuple(workload.weights.tolist()), census, seed)
+            key = (workload.types, tuple(workload.weights.tolist()), tuple(workload.memory.tolist()), census, seed)
             cached = (workload, census, seed, key, None if ctx.rehearsals else play())
             ctx.memo["rehearsal"] = cached
         if ctx.rehearsals is None:
