@@ -12,7 +12,8 @@ that left less GPU unallocated.
 
     Δ = mean over r of  unallocated_r(candidate) − unallocated_r(reference)     (percent of GPU)
 
-    the candidate's order is used iff Δ < 0; ties and losses keep the reference (FGD).
+    the candidate's order is used iff Δ + se(Δ) < 0: it must win by more than the rehearsal's own
+    noise; ties, near ties and losses keep the reference (FGD).
 
 The miniature keeps the cluster's node shapes (`census`) in proportion (`miniature`) at about `GPUS` GPUs:
 the shapes, not the size, decide how fragments form, and a quarter of openb (1,553 GPUs) gave

@@ -9,8 +9,8 @@ For a fitting node, x is what placing the pod there saves, in milli-GPU expected
 
 fgd-plus (the default) uses these terms only where they pay: a rehearsal (`rehearsal`) plays M on a
 miniature of the cluster under the terms (`fgd-plus-terms`) and under FGD, four paired fills each
-to 130 % of its GPU arrived, and where the terms do not leave less GPU unallocated, FGD itself
-decides. Every reading of the cluster tried instead (the CPU slack σ below, the CPU surplus per
+to 130 % of its GPU arrived, and unless the terms leave less GPU unallocated by more than the
+rehearsal's standard error, FGD itself decides. Every reading of the cluster tried instead (the CPU slack σ below, the CPU surplus per
 node, a σ counting CPU-only pods) failed on inventories made after it; the terms won up to 4 pp and
 lost up to 2.2 pp on clusters those readings could not tell apart (benchmarks/results/
 robustness-diagnostic.md). In the server the rehearsal is played off the scheduling path
