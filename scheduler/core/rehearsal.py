@@ -6,9 +6,9 @@ some clusters and lose to it by up to 2.2 pp on others (benchmarks/results/robus
 closed-form reading of the cluster and the workload told the two apart: the CPU slack σ, the CPU
 surplus per node and a σ counting CPU-only pods each failed on inventories made after them. What
 does tell them apart is the outcome itself, and it is cheap to get: fill a miniature of the
-cluster with pods drawn from M until 130 % of its GPU has arrived (FGD's experiment, whose
-measure the choice is judged by), once under each order, on the same draws, and keep the order
-that left less GPU unallocated.
+cluster with pods drawn from M (each asking its type's mean memory) until 130 % of its GPU has
+arrived (FGD's experiment, whose measure the choice is judged by), once under each order, on the
+same draws, and use the candidate only where it left less GPU unallocated beyond the noise.
 
     Δ = mean over r of  unallocated_r(candidate) − unallocated_r(reference)     (percent of GPU)
 
@@ -16,9 +16,10 @@ that left less GPU unallocated.
     noise; ties, near ties and losses keep the reference (FGD).
 
 The miniature keeps the cluster's node shapes (`census`) in proportion (`miniature`) at about `GPUS` GPUs:
-the shapes, not the size, decide how fragments form, and a quarter of openb (1,553 GPUs) gave
-Δ within the seed noise of the full-size runs on 52 of 52 inventory and pod-list cells, the sign
-wrong only where |Δ| < 0.2 pp (measured for this module; benchmarks/results/robustness.md). The
+the shapes, not the size, decide how fragments form: before this module, a prototype on a quarter
+of openb (1,553 GPUs, pods drawn from the pod list with their memory) gave Δ within the seed noise
+of the full-size runs on 52 of 52 inventory and pod-list cells, the sign wrong only where
+|Δ| < 0.2 pp (benchmarks/results/robustness.md; the tables there record each run's Δ). The
 replicas draw their pods and break ties from seeds derived from the caller's seed, so the choice
 is a pure function of (the census of node shapes, M, seed), as every policy's answer must be.
 
