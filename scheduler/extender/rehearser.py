@@ -52,17 +52,19 @@ async def play_wanted(board: Rehearsals, played: Played | None = None) -> float:
 
 @contextlib.asynccontextmanager
 async def rehearsing(board: Rehearsals | None, played: Played | None = None,
-                     poll_s: float = POLL_S) -> AsyncIterator[None]:
-    """While inside, play what the board wants (every `poll_s`, at most a quarter of a core);
-    nothing when there is no board."""
+                     poll_s: float | None = None) -> AsyncIterator[None]:
+    """While inside, play what the board wants (every `poll_s`, default `POLL_S`; at most a quarter
+    of a core); nothing when there is no board."""
     if board is None:
         yield
         return
 
+    poll = POLL_S if poll_s is None else poll_s
+
     async def loop() -> None:
         while True:
             took = await play_wanted(board, played)
-            await asyncio.sleep(max(poll_s, IDLE_AFTER * took))
+            await asyncio.sleep(max(poll, IDLE_AFTER * took))
 
     task = asyncio.create_task(loop())
     try:

@@ -19,7 +19,8 @@ from tests.builders import pod
 from tests.extender.conftest import EXAMPLES
 
 
-async def test_a_served_extender_answers_at_once_and_settles_the_rehearsal_behind():
+async def test_a_served_extender_answers_at_once_and_settles_the_rehearsal_behind(monkeypatch):
+    monkeypatch.setattr(rehearser, "POLL_S", 2.0)  # the board is first looked at 2 s after the start
     service = cluster_service(load_cluster(EXAMPLES / "mixed.yaml"),
                               settings=EngineSettings(policy="fgd-plus", rehearse_off_path=True))
     board = service.engine.rehearsals
