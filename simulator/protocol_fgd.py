@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -90,11 +89,8 @@ def task_type(pod: TracePod) -> TaskType:
 
 
 def typical_pods(pods: Sequence[TracePod]) -> Workload:
-    memory: Counter[TaskType] = Counter()
-    for p in pods:
-        memory[task_type(p)] += p.memory_mib
-    return Workload.of(Counter(task_type(p) for p in pods), coverage=TYPICAL_COVERAGE, step=TYPICAL_STEP,
-                       memory_totals=memory)
+    return Workload.of_shapes(((task_type(p), p.memory_mib, 1) for p in pods), coverage=TYPICAL_COVERAGE,
+                              step=TYPICAL_STEP)
 
 
 def arrivals(pods: Sequence[TracePod], *, capacity_milli: int, seed: int, ratio: float = TUNE_RATIO) -> list[TracePod]:

@@ -9,7 +9,6 @@ gang members labelled with the gang name and size as DESIGN §3 says users do.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -112,10 +111,6 @@ class Scenario:
 
     def typical_workload(self, *, coverage: float = 0.95) -> Workload:
         """The workload M for the fragmentation metric: the jobs' pod shapes (FGD's definition)."""
-        counts: Counter[TaskType] = Counter()
-        memory: Counter[TaskType] = Counter()
-        for job in self.jobs:
-            first = job.pods()[0]
-            counts[TaskType.of(first)] += job.width
-            memory[TaskType.of(first)] += first.memory_mib * job.width
-        return Workload.of(counts, coverage=coverage, memory_totals=memory)
+        firsts = [(job.pods()[0], job.width) for job in self.jobs]
+        return Workload.of_shapes(((TaskType.of(pod), pod.memory_mib, width) for pod, width in firsts),
+                                  coverage=coverage)

@@ -95,12 +95,18 @@ class Workload:
         return cls(tuple(s for s, _ in kept), np.array([n for _, n in kept], np.float64), generation, memory)
 
     @classmethod
-    def of_pods(cls, pods: Iterable[PodRequest], **kwargs) -> Workload:
-        pods = list(pods)
+    def of_shapes(cls, seen: Iterable[tuple[TaskType, int, int]], **kwargs) -> Workload:
+        """`of` from (shape, memory MiB of one pod, how many pods) as seen, memory totals included."""
+        counts: Counter[TaskType] = Counter()
         memory: Counter[TaskType] = Counter()
-        for p in pods:
-            memory[TaskType.of(p)] += p.memory_mib
-        return cls.of(Counter(TaskType.of(p) for p in pods), memory_totals=memory, **kwargs)
+        for shape, memory_mib, count in seen:
+            counts[shape] += count
+            memory[shape] += memory_mib * count
+        return cls.of(counts, memory_totals=memory, **kwargs)
+
+    @classmethod
+    def of_pods(cls, pods: Iterable[PodRequest], **kwargs) -> Workload:
+        return cls.of_shapes(((TaskType.of(p), p.memory_mib, 1) for p in pods), **kwargs)
 
 
 def _sort_key(t: TaskType) -> tuple:

@@ -1,8 +1,8 @@
 """Plays the rehearsals policies asked for (`core.rehearsal_board`) off the scheduling path.
 
 A rehearsal takes seconds; a filter or prioritize answer must take milliseconds. So the server
-plays each wanted rehearsal in a worker thread, one at a time, and settles its verdict on the
-board, where the next scoring call finds it. A rehearsal reads only its own immutable inputs and
+plays the latest rehearsal wanted in a worker thread, one at a time, and settles its verdict on
+the board, where the next scoring call finds it. A rehearsal reads only its own immutable inputs and
 builds its own miniature cluster, never the books, so the thread shares nothing with the handlers.
 """
 
